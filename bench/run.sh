@@ -1,0 +1,453 @@
+#!/usr/bin/env bash
+# Relay benchmark: smtp-source -> {Postfix | mxgate} -> smtp-sink, plus the
+# memory cost of idle connections on mxgate. Method and figures: bench/README.md.
+#
+# Usage:  bench/run.sh              full run (figures quoted in the README)
+#         BENCH_QUICK=1 bench/run.sh   small counts, a few minutes (CI)
+#
+# Environment (defaults in brackets; quick-mode defaults second):
+#   BENCH_QUICK=0|1          quick mode                                   [0]
+#   BENCH_N_10K              messages per 10 KB run                [5000 | 600]
+#   BENCH_N_100K             messages per 100 KB run               [2000 | 200]
+#   BENCH_REPEAT             runs per (size, system); median kept     [3 | 1]
+#   BENCH_SESSIONS           smtp-source parallel sessions               [20]
+#   BENCH_SOURCE_OPTS        extra smtp-source options (e.g. -d)         []
+#   BENCH_SYSTEMS            systems to run                 ["postfix mxgate"]
+#   BENCH_SIZES              payload sizes in octets        ["10240 102400"]
+#   BENCH_IDLE_CONNS         idle connections for the RSS test    [5000 | 5000]
+#   BENCH_SKIP_RSS=1         skip the idle-connection RSS test
+#   BENCH_PROBE_INTERVAL     seconds between latency probes            [0.05]
+#   BENCH_RUN_TIMEOUT        seconds allowed for one load run           [300]
+#   BENCH_SKIP_INSTALL=1     don't apt-get install postfix/python3
+#   BENCH_SKIP_BUILD=1       don't cargo build --release
+#   MXGATE_BIN               mxgate binary     [<repo>/target/release/mxgate]
+#   BENCH_DIR                scratch dir (queues, logs)  [mktemp in /var/tmp]
+#   BENCH_KEEP=1             keep BENCH_DIR afterwards (logs, queues)
+#   BENCH_RESULTS            results file        [bench/results/latest.md]
+#   Ports (all on 127.0.0.1): BENCH_PF_PORT [2626] BENCH_MX_PORT [2525]
+#     BENCH_SINK_PORT [2700] BENCH_PROBE_PORT [2701] BENCH_ADMIN_PORT [8025]
+#
+# All traffic stays on 127.0.0.1. Every load run is bounded in message count
+# and in time (timeout), and every server started here is stopped by its pid.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+
+QUICK=${BENCH_QUICK:-0}
+if [[ "$QUICK" == 1 ]]; then
+  N_10K=${BENCH_N_10K:-600}; N_100K=${BENCH_N_100K:-200}; REPEAT=${BENCH_REPEAT:-1}
+else
+  N_10K=${BENCH_N_10K:-5000}; N_100K=${BENCH_N_100K:-2000}; REPEAT=${BENCH_REPEAT:-3}
+fi
+IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+SESSIONS=${BENCH_SESSIONS:-20}
+SOURCE_OPTS=${BENCH_SOURCE_OPTS:-}
+SYSTEMS=${BENCH_SYSTEMS:-postfix mxgate}
+SIZES=${BENCH_SIZES:-10240 102400}
+PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-0.05}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
+MXGATE_BIN=${MXGATE_BIN:-$ROOT/target/release/mxgate}
+RESULTS=${BENCH_RESULTS:-$HERE/results/latest.md}
+PF_PORT=${BENCH_PF_PORT:-2626}
+MX_PORT=${BENCH_MX_PORT:-2525}
+SINK_PORT=${BENCH_SINK_PORT:-2700}
+PROBE_PORT=${BENCH_PROBE_PORT:-2701}
+ADMIN_PORT=${BENCH_ADMIN_PORT:-8025}
+PY=${PYTHON:-python3}
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+# ------------------------------------------------------------------ install
+install_deps() {
+  local missing=()
+  command -v smtp-source >/dev/null && command -v smtp-sink >/dev/null \
+    && command -v postfix >/dev/null || missing+=(postfix)
+  command -v "$PY" >/dev/null || missing+=(python3)
+  command -v ss >/dev/null || missing+=(iproute2)
+  ((${#missing[@]} == 0)) && return 0
+  [[ "${BENCH_SKIP_INSTALL:-0}" == 1 ]] && die "missing ${missing[*]} and BENCH_SKIP_INSTALL=1"
+  log "installing ${missing[*]} (apt)"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  echo "postfix postfix/mailname string bench.test" | debconf-set-selections
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# The package may start the system instance; it is not ours to run here.
+stop_system_postfix() {
+  if [[ -f /etc/postfix/main.cf ]] && postfix status >/dev/null 2>&1; then
+    log "stopping the system Postfix instance (postfix stop)"
+    postfix stop >/dev/null 2>&1 || true
+  fi
+}
+
+port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+wait_port() { # port seconds
+  local end=$((SECONDS + $2))
+  while ((SECONDS < end)); do
+    port_busy "$1" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+wait_port_free() { # port seconds
+  local end=$((SECONDS + $2))
+  while ((SECONDS < end)); do
+    port_busy "$1" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+pid_alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+wait_pid_gone() { # pid seconds
+  local end=$((SECONDS + $2))
+  while ((SECONDS < end)); do
+    pid_alive "$1" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ------------------------------------------------------------------ postfix
+PF_DIR=""
+pf_start() { # dir
+  PF_DIR=$1
+  rm -rf "$PF_DIR"
+  mkdir -p "$PF_DIR/etc" "$PF_DIR/spool" "$PF_DIR/lib"
+  chmod 755 "$PF_DIR" "$PF_DIR/etc"
+  chown postfix "$PF_DIR/lib"
+  cat >"$PF_DIR/etc/main.cf" <<EOF
+# Private benchmark instance: a plain relay for example.test to smtp-sink.
+compatibility_level = 3.6
+myhostname = mx-postfix.bench.test
+mydomain = bench.test
+myorigin = \$myhostname
+queue_directory = $PF_DIR/spool
+data_directory = $PF_DIR/lib
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains = example.test, probe.test
+relayhost = [127.0.0.1]:$SINK_PORT
+transport_maps = inline:{ probe.test=smtp:[127.0.0.1]:$PROBE_PORT }
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+default_process_limit = 200
+smtp_dns_support_level = disabled
+maillog_file = $PF_DIR/postfix.log
+biff = no
+EOF
+  # Debian's master.cf with chroot off everywhere and the smtpd listener moved
+  # from *:25 to 127.0.0.1:$PF_PORT.
+  awk -v port="$PF_PORT" '
+    /^smtp[ \t]+inet[ \t]/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
+    /^[a-z]/ && NF >= 8 && ($5 == "y" || $5 == "-") { $5 = "n" }
+    { print }' /usr/share/postfix/master.cf.dist >"$PF_DIR/etc/master.cf"
+  postfix -c "$PF_DIR/etc" check >>"$PF_DIR/start.log" 2>&1 || true
+  postfix -c "$PF_DIR/etc" start >>"$PF_DIR/start.log" 2>&1 \
+    || { cat "$PF_DIR/start.log" "$PF_DIR/postfix.log" >&2 2>/dev/null; return 1; }
+  wait_port "$PF_PORT" 30 || { log "postfix did not listen on $PF_PORT"; return 1; }
+}
+
+pf_pid() { tr -d ' \n' <"$PF_DIR/spool/pid/master.pid" 2>/dev/null || true; }
+
+pf_stop() {
+  [[ -n "$PF_DIR" && -d "$PF_DIR/etc" ]] || return 0
+  local pid
+  pid=$(pf_pid)
+  postfix -c "$PF_DIR/etc" stop >>"$PF_DIR/start.log" 2>&1 || true
+  if [[ -n "$pid" ]] && ! wait_pid_gone "$pid" 30; then
+    postfix -c "$PF_DIR/etc" abort >>"$PF_DIR/start.log" 2>&1 || true
+    wait_pid_gone "$pid" 10 || log "postfix master $pid still running"
+  fi
+  wait_port_free "$PF_PORT" 10 || true
+  PF_DIR=""
+}
+
+# ------------------------------------------------------------------- mxgate
+MX_DIR=""
+MX_PID=""
+mx_start() { # dir
+  MX_DIR=$1
+  rm -rf "$MX_DIR"
+  mkdir -p "$MX_DIR/data"
+  cat >"$MX_DIR/mxgate.toml" <<EOF
+[smtp]
+listen = "127.0.0.1:$MX_PORT"
+hostname = "mx.bench.test"
+max_connections = 12000
+max_connections_per_ip = 12000
+
+[relay]
+domains = ["example.test", "probe.test"]
+downstream = "127.0.0.1:$SINK_PORT"
+tls = "none"
+# DSNs (none expected) stay on loopback too.
+outbound = "127.0.0.1:$PROBE_PORT"
+
+[relay.routes]
+"probe.test" = "127.0.0.1:$PROBE_PORT"
+
+[storage]
+path = "$MX_DIR/data"
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+
+# No name lookups leave the machine.
+[dns]
+nameservers = ["127.0.0.1:53"]
+
+[log]
+level = "warn"
+EOF
+  ulimit -n "$NOFILE"
+  "$MXGATE_BIN" serve --config "$MX_DIR/mxgate.toml" >"$MX_DIR/mxgate.log" 2>&1 &
+  MX_PID=$!
+  local end=$((SECONDS + 30))
+  while ((SECONDS < end)); do
+    pid_alive "$MX_PID" || { log "mxgate exited at start:"; tail -20 "$MX_DIR/mxgate.log" >&2; MX_PID=""; return 1; }
+    if "$PY" - "$ADMIN_PORT" <<'EOF' 2>/dev/null; then return 0; fi
+import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=1).status == 200 else 1)
+EOF
+    sleep 0.1
+  done
+  log "mxgate /healthz did not answer 200 within 30 s"
+  if port_busy "$MX_PORT"; then log "(but port $MX_PORT accepts: going on)"; return 0; fi
+  return 1
+}
+
+mx_stop() {
+  if pid_alive "$MX_PID"; then
+    kill -TERM "$MX_PID" 2>/dev/null || true
+    if ! wait_pid_gone "$MX_PID" 40; then
+      log "mxgate $MX_PID ignored SIGTERM for 40 s; sending SIGKILL"
+      kill -KILL "$MX_PID" 2>/dev/null || true
+    fi
+    wait "$MX_PID" 2>/dev/null || true
+  fi
+  MX_PID=""
+  wait_port_free "$MX_PORT" 10 || true
+}
+
+stop_all() {
+  mx_stop || true
+  pf_stop || true
+  [[ -n "${SINK_PIDFILE:-}" && -f "$SINK_PIDFILE" ]] && { kill "$(cat "$SINK_PIDFILE")" 2>/dev/null || true; }
+  [[ -n "${PROBE_PID:-}" ]] && { kill "$PROBE_PID" 2>/dev/null || true; }
+  if [[ "${BENCH_KEEP:-0}" != 1 && -n "${BENCH_DIR_CREATED:-}" ]]; then
+    rm -rf "$BENCH_DIR_CREATED"
+  elif [[ -n "${BENCH_DIR:-}" ]]; then
+    log "scratch files kept in $BENCH_DIR"
+  fi
+}
+
+# ------------------------------------------------------------------ one run
+# run_load SYSTEM SIZE N REP -> appends one JSON line to $RUNS
+run_load() {
+  local sys=$1 size=$2 n=$3 rep=$4
+  local d="$BENCH_DIR/runs/$sys-$size-$rep"
+  local port
+  mkdir -p "$d"
+  chmod 755 "$BENCH_DIR" "$BENCH_DIR/runs" "$d"
+  case $sys in
+    postfix) pf_start "$BENCH_DIR/pf" || { record_fail "$sys" "$size" "$n" "$rep" "postfix did not start"; return; }; port=$PF_PORT ;;
+    mxgate)
+      if [[ ! -x "$MXGATE_BIN" ]]; then record_fail "$sys" "$size" "$n" "$rep" "no mxgate binary"; return; fi
+      mx_start "$BENCH_DIR/mx" || { record_fail "$sys" "$size" "$n" "$rep" "mxgate did not start"; return; }
+      port=$MX_PORT ;;
+  esac
+
+  # The sink: counts messages and exits after the n-th; its exit time ends the run.
+  SINK_PIDFILE="$d/sink.pid"
+  rm -f "$d/sink.done" "$d/stop" "$d/probe.ready"
+  (
+    smtp-sink -c -u postfix -M "$n" "127.0.0.1:$SINK_PORT" 1000 >"$d/sink.out" 2>&1 &
+    echo $! >"$SINK_PIDFILE"
+    rc=0; wait $! || rc=$?
+    echo "$rc $EPOCHREALTIME" >"$d/sink.done"
+  ) &
+  wait_port "$SINK_PORT" 10 || log "smtp-sink is not listening on $SINK_PORT"
+
+  # Latency probe and its recording sink.
+  timeout $((RUN_TIMEOUT + 120)) "$PY" "$HERE/probe.py" --gateway "127.0.0.1:$port" \
+    --listen "127.0.0.1:$PROBE_PORT" --size "$size" --interval "$PROBE_INTERVAL" \
+    --max 100000 --max-seconds "$RUN_TIMEOUT" --stop-file "$d/stop" \
+    --ready-file "$d/probe.ready" --drain 60 --out "$d/probe.json" 2>"$d/probe.err" &
+  PROBE_PID=$!
+  local end=$((SECONDS + 10))
+  while [[ ! -f "$d/probe.ready" ]] && ((SECONDS < end)); do sleep 0.02; done
+
+  log "$sys size=$size n=$n rep=$rep: smtp-source -s $SESSIONS -l $size -m $n $SOURCE_OPTS"
+  local t0 t1 src_rc=0
+  t0=$EPOCHREALTIME
+  # shellcheck disable=SC2086
+  timeout "$RUN_TIMEOUT" smtp-source -s "$SESSIONS" -l "$size" -m "$n" $SOURCE_OPTS \
+    -f bench@sender.test -t user@example.test -M client.bench.test \
+    "127.0.0.1:$port" >"$d/source.out" 2>&1 || src_rc=$?
+  t1=$EPOCHREALTIME
+
+  # Wait for the sink to count n messages, within the run's time limit.
+  local deadline
+  deadline=$("$PY" -c "print(int($t0 + $RUN_TIMEOUT))")
+  while [[ ! -f "$d/sink.done" ]] && (($(date +%s) < deadline)); do sleep 0.05; done
+  touch "$d/stop"
+  local sink_rc="" t2="" got
+  if [[ -f "$d/sink.done" ]]; then
+    read -r sink_rc t2 <"$d/sink.done"
+  else
+    kill "$(cat "$SINK_PIDFILE")" 2>/dev/null || true
+    sleep 0.5
+  fi
+  got=$(tr '\r' '\n' <"$d/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
+  got=${got:-0}
+  wait "$PROBE_PID" 2>/dev/null || true
+  PROBE_PID=""
+
+  # Stop the gateway; keep its log for the report.
+  local gwlog=""
+  case $sys in
+    postfix) gwlog="$d/gateway.log"; cp "$BENCH_DIR/pf/postfix.log" "$gwlog" 2>/dev/null || true; pf_stop ;;
+    mxgate) gwlog="$d/gateway.log"; mx_stop; cp "$BENCH_DIR/mx/mxgate.log" "$gwlog" 2>/dev/null || true ;;
+  esac
+  wait_port_free "$SINK_PORT" 10 || true
+  SINK_PIDFILE=""
+
+  "$PY" - "$RUNS" <<EOF
+import json, sys
+d = "$d"
+probe = {}
+try:
+    probe = json.load(open(d + "/probe.json"))
+except Exception as e:
+    probe = {"error": "probe produced no result: %s" % e}
+src_tail = open(d + "/source.out", errors="replace").read()[-600:]
+t0, t1, t2 = float("$t0"), float("$t1"), ("$t2" and float("$t2")) or None
+row = {
+    "system": "$sys", "size": $size, "n": $n, "rep": $rep,
+    "sessions": $SESSIONS, "source_opts": "$SOURCE_OPTS",
+    "complete": t2 is not None and "$sink_rc" == "0",
+    "sink_got": int("$got"),
+    "e2e_s": (t2 - t0) if t2 else None,
+    "ingress_s": t1 - t0,
+    "source_rc": $src_rc,
+    "source_tail": src_tail if $src_rc != 0 else "",
+    "probe": probe,
+    "dir": d,
+}
+row["msgs_per_s"] = ($n / row["e2e_s"]) if row["e2e_s"] else None
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps(row) + "\n")
+print(f"  -> complete={row['complete']} got={row['sink_got']}/{$n} "
+      f"e2e={row['e2e_s'] and round(row['e2e_s'], 2)}s "
+      f"rate={row['msgs_per_s'] and round(row['msgs_per_s'], 1)}/s "
+      f"ingress={round(row['ingress_s'], 2)}s src_rc={$src_rc} "
+      f"probe p50={probe.get('e2e_p50_ms') and round(probe['e2e_p50_ms'], 1)}ms "
+      f"p99={probe.get('e2e_p99_ms') and round(probe['e2e_p99_ms'], 1)}ms "
+      f"({probe.get('arrived')}/{probe.get('sent')} arrived, {probe.get('errors')} errors)",
+      file=sys.stderr)
+EOF
+  if [[ $src_rc != 0 ]]; then
+    log "smtp-source exit $src_rc; last output:"; tail -5 "$d/source.out" >&2
+  fi
+  if [[ -s "$gwlog" && $sys == mxgate ]]; then
+    local nl; nl=$(wc -l <"$gwlog")
+    ((nl > 0)) && { log "mxgate log ($nl lines at level warn), last lines:"; tail -5 "$gwlog" >&2; }
+  fi
+}
+
+record_fail() { # sys size n rep why
+  log "$1 size=$2 rep=$4: FAILED: $5"
+  "$PY" -c 'import json,sys; print(json.dumps({"system":sys.argv[1],"size":int(sys.argv[2]),"n":int(sys.argv[3]),"rep":int(sys.argv[4]),"complete":False,"failed":sys.argv[5],"sink_got":0}))' \
+    "$@" >>"$RUNS"
+}
+
+# ------------------------------------------------------------ idle RSS test
+run_rss() { # mode
+  local mode=$1 d="$BENCH_DIR/rss-$mode"
+  mkdir -p "$d"
+  if [[ ! -x "$MXGATE_BIN" ]] || ! mx_start "$BENCH_DIR/mx"; then
+    echo "{\"mode\": \"$mode\", \"error\": \"mxgate did not start\"}" >"$d/rss.json"
+    cp "$d/rss.json" "$BENCH_DIR/rss-$mode.json"
+    return
+  fi
+  log "idle RSS, $mode: $IDLE_CONNS connections to mxgate (pid $MX_PID)"
+  timeout 400 "$PY" "$HERE/idle_conns.py" --target "127.0.0.1:$MX_PORT" --pid "$MX_PID" \
+    --count "$IDLE_CONNS" --mode "$mode" --deadline 360 --out "$d/rss.json" 2>"$d/rss.err" \
+    || log "idle_conns.py exit $?: $(tail -3 "$d/rss.err")"
+  [[ -s "$d/rss.json" ]] || echo "{\"mode\": \"$mode\", \"error\": \"idle_conns.py gave no result\"}" >"$d/rss.json"
+  mx_stop
+  cp "$BENCH_DIR/mx/mxgate.log" "$d/mxgate.log" 2>/dev/null || true
+  cp "$d/rss.json" "$BENCH_DIR/rss-$mode.json"
+  "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  ->", {k: r.get(k) for k in ("open","errors","rss_before_kb","rss_after_kb","kb_per_conn","noop_ok","error_samples","error")}, file=sys.stderr)' "$d/rss.json"
+}
+
+# --------------------------------------------------------------------- main
+main() {
+  [[ $(id -u) == 0 ]] || die "run as root (apt-get, postfix and smtp-sink -u postfix need it)"
+  install_deps
+  stop_system_postfix
+
+  for p in "$PF_PORT" "$MX_PORT" "$SINK_PORT" "$PROBE_PORT" "$ADMIN_PORT"; do
+    port_busy "$p" && die "port 127.0.0.1:$p is in use; set BENCH_*_PORT"
+  done
+
+  if [[ "${BENCH_SKIP_BUILD:-0}" != 1 && "$SYSTEMS $IDLE_CONNS" == *mxgate* ]]; then
+    log "cargo build --release"
+    (cd "$ROOT" && cargo build --release 2>&1 | tail -3) >&2
+  fi
+  [[ -x "$MXGATE_BIN" ]] || log "WARNING: $MXGATE_BIN missing: mxgate figures will be absent"
+
+  NOFILE=65536
+  ulimit -n "$NOFILE" 2>/dev/null || { NOFILE=$(ulimit -Hn); ulimit -n "$NOFILE"; }
+  ((NOFILE > IDLE_CONNS + 500)) || log "WARNING: ulimit -n $NOFILE is low for $IDLE_CONNS connections"
+
+  if [[ -z "${BENCH_DIR:-}" ]]; then
+    BENCH_DIR=$(mktemp -d /var/tmp/mxbench.XXXXXX)
+    BENCH_DIR_CREATED=$BENCH_DIR
+  fi
+  mkdir -p "$BENCH_DIR"
+  chmod 755 "$BENCH_DIR"
+  trap stop_all EXIT
+  trap 'exit 130' INT TERM
+  RUNS="$BENCH_DIR/runs.jsonl"
+  : >"$RUNS"
+  log "scratch dir $BENCH_DIR; sizes: $SIZES; systems: $SYSTEMS; repeat $REPEAT"
+
+  local size n rep sys
+  for size in $SIZES; do
+    case $size in 10240) n=$N_10K ;; 102400) n=$N_100K ;; *) n=${BENCH_N:-$N_10K} ;; esac
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      for sys in $SYSTEMS; do
+        run_load "$sys" "$size" "$n" "$rep"
+      done
+    done
+  done
+
+  if [[ "${BENCH_SKIP_RSS:-0}" != 1 ]]; then
+    run_rss plain
+    run_rss starttls
+  fi
+
+  mkdir -p "$(dirname "$RESULTS")"
+  "$PY" "$HERE/report.py" --runs "$RUNS" --rss-plain "$BENCH_DIR/rss-plain.json" \
+    --rss-starttls "$BENCH_DIR/rss-starttls.json" --out "$RESULTS" \
+    --quick "$QUICK" --mxgate-bin "$MXGATE_BIN" --repo "$ROOT" \
+    --idle-conns "$IDLE_CONNS" --sessions "$SESSIONS" --source-opts "$SOURCE_OPTS" \
+    --probe-interval "$PROBE_INTERVAL"
+  cp "$RUNS" "$(dirname "$RESULTS")/$(basename "$RESULTS" .md).runs.jsonl"
+}
+
+main "$@"

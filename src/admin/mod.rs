@@ -1,0 +1,68 @@
+//! The admin HTTP listener: health endpoints and the queue API under
+//! `/api/v1` that `mxgate queue` uses. With `[admin] token` set, the API
+//! needs `Authorization: Bearer <token>`; health endpoints never do.
+
+mod queue;
+
+use crate::queue::Queue;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub struct AdminState {
+    pub queue: Queue,
+    pub token: Option<String>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    let api = queue::routes().route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .nest("/api/v1", api)
+        .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such endpoint"}))) })
+        .with_state(state)
+}
+
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    let mut stop = state.shutdown.clone();
+    let app = router(state);
+    let graceful = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+async fn ready(State(s): State<Arc<AdminState>>) -> Response {
+    match *s.shutdown.borrow() {
+        true => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+        false => (StatusCode::OK, "ready\n").into_response(),
+    }
+}
+
+async fn auth(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    if let Some(token) = s.token.as_deref().filter(|t| !t.is_empty()) {
+        let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn error(code: StatusCode, msg: &str) -> Response {
+    (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
+}

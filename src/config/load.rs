@@ -1,0 +1,136 @@
+//! Loading: the TOML file, then `MXGATE_<SECTION>__<KEY>` environment
+//! overrides, then validation. Every error names the file and the key.
+
+use super::{Config, DownstreamTls};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(k) => write!(f, "{}: key `{}`: {}", self.file.display(), k, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, overrides from the environment and validates.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let err = |key: Option<String>, message: String| ConfigError { file: path.to_owned(), key, message };
+    if !path.is_file() {
+        return Err(err(None, "cannot read the file (missing or not a regular file)".into()));
+    }
+    let env = config::Environment::with_prefix("MXGATE")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("relay.domains")
+        .with_list_parse_key("dns.nameservers");
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(env)
+        .build()
+        .map_err(|e| split_error(path, e))?;
+    let cfg: Config = built.try_deserialize().map_err(|e| split_error(path, e))?;
+    validate(&cfg).map_err(|(key, message)| err(Some(key.into()), message))?;
+    Ok(cfg)
+}
+
+/// Turns the config crate's error into ours, keeping the key it names.
+fn split_error(path: &Path, e: config::ConfigError) -> ConfigError {
+    let mut text = e.to_string();
+    // The config crate appends the origin; we print the file first instead.
+    if let Some(i) = text.rfind(" in ") {
+        text.truncate(i);
+    }
+    // It words type errors as "... for key `a.b`".
+    let mut key = text.split("for key `").nth(1).and_then(|r| r.split('`').next()).map(str::to_string);
+    if let Some(k) = &key {
+        text = text.replace(&format!(" for key `{k}`"), "");
+    }
+    // serde's "unknown field `x`" names the section; name the whole key.
+    if let Some(field) = text.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        let full = match &key {
+            Some(k) => format!("{k}.{field}"),
+            None => field.to_string(),
+        };
+        let env = format!("MXGATE_{}", full.to_uppercase().replace('.', "__"));
+        text = format!("unknown key (in the file, or from the environment as {env}); {}", &text["unknown ".len()..]);
+        key = Some(full);
+    }
+    ConfigError { file: path.to_owned(), key, message: text }
+}
+
+type Invalid = (&'static str, String);
+
+fn validate(c: &Config) -> Result<(), Invalid> {
+    if c.smtp.hostname.is_empty() || c.smtp.hostname.contains(char::is_whitespace) {
+        return Err(("smtp.hostname", "must be a host name without spaces".into()));
+    }
+    positive("smtp.max_message_size", c.smtp.max_message_size)?;
+    positive("smtp.max_recipients", c.smtp.max_recipients)?;
+    positive("smtp.max_connections", c.smtp.max_connections)?;
+    positive("smtp.max_connections_per_ip", c.smtp.max_connections_per_ip)?;
+    if c.smtp.max_command_line < 512 {
+        return Err(("smtp.max_command_line", "must be at least 512 (RFC 5321 4.5.3.1.4)".into()));
+    }
+    if c.smtp.max_line_length < 78 {
+        return Err(("smtp.max_line_length", "must be at least 78".into()));
+    }
+    if c.relay.domains.is_empty() {
+        return Err(("relay.domains", "must list at least one accepted domain".into()));
+    }
+    for d in &c.relay.domains {
+        if crate::smtp::address::parse_domain(d).is_none() {
+            return Err(("relay.domains", format!("`{d}` is not a domain name")));
+        }
+    }
+    crate::queue::route::NextHop::parse(&c.relay.downstream).map_err(|e| ("relay.downstream", e))?;
+    crate::queue::route::NextHop::parse(&c.relay.outbound).map_err(|e| ("relay.outbound", e))?;
+    for v in c.relay.routes.values() {
+        crate::queue::route::NextHop::parse(v).map_err(|e| ("relay.routes", e))?;
+    }
+    if c.relay.tls_ca.is_some() && c.relay.tls != DownstreamTls::Require {
+        return Err(("relay.tls_ca", "only used with relay.tls = \"require\"".into()));
+    }
+    if let Some(tls) = &c.tls {
+        readable("tls.cert", &tls.cert)?;
+        readable("tls.key", &tls.key)?;
+    }
+    if let Some(ca) = &c.relay.tls_ca {
+        readable("relay.tls_ca", ca)?;
+    }
+    positive("queue.delivery_workers", c.queue.delivery_workers)?;
+    positive("queue.connections_per_route", c.queue.connections_per_route)?;
+    if c.queue.retry_initial.is_zero() || c.queue.retry_max < c.queue.retry_initial {
+        return Err(("queue.retry_max", "must be at least queue.retry_initial, which must be > 0".into()));
+    }
+    if !c.admin.listen.ip().is_loopback() && c.admin.token.as_deref().unwrap_or("").is_empty() {
+        return Err(("admin.token", "required when admin.listen is not a loopback address".into()));
+    }
+    for ns in &c.dns.nameservers {
+        crate::dns::parse_nameserver(ns).map_err(|e| ("dns.nameservers", e))?;
+    }
+    Ok(())
+}
+
+fn positive(key: &'static str, v: usize) -> Result<(), Invalid> {
+    match v {
+        0 => Err((key, "must be greater than 0".into())),
+        _ => Ok(()),
+    }
+}
+
+fn readable(key: &'static str, p: &Path) -> Result<(), Invalid> {
+    std::fs::metadata(p).map(|_| ()).map_err(|e| (key, format!("cannot read {}: {e}", p.display())))
+}

@@ -1,0 +1,119 @@
+//! The end of a transaction: refuse bad content, add the trace header, run
+//! the pipeline, store durably, and only then answer 250 with the queue id.
+
+use super::received::Trace;
+use super::session::{Envelope, Session};
+use crate::config::Smtp;
+use crate::pipeline::{Facts, Verdict};
+use crate::queue::new_id;
+use crate::smtp::data::DataError;
+use crate::smtp::reply::replies;
+use crate::smtp::Reply;
+use crate::store::{EntryState, QueueEntry, RcptStatus, Recipient};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The reply for content that broke a rule.
+pub fn refusal(e: DataError, cfg: &Smtp) -> Reply {
+    match e {
+        DataError::TooBig => replies::too_big(),
+        DataError::HeaderTooBig => Reply::new(552, "3.4", "Message header size exceeds limit"),
+        DataError::LineTooLong => {
+            Reply::new(550, "6.0", format!("Message contains a line longer than {} octets", cfg.max_line_length))
+        }
+        DataError::BareNewline => replies::bare_newline(),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub async fn accept(&mut self, env: Envelope, content: Vec<u8>, error: Option<DataError>) -> Reply {
+        let cfg = self.shared.cfg.clone();
+        if let Some(e) = error {
+            self.stats.rejected += 1;
+            tracing::info!(client = %self.peer.ip(), error = ?e, "message refused");
+            return refusal(e, &cfg.smtp);
+        }
+        let id = new_id();
+        let helo = self.conn.helo.clone().unwrap_or_default();
+        let trace = Trace {
+            helo: &helo,
+            ip: self.peer.ip(),
+            hostname: &cfg.smtp.hostname,
+            esmtp: self.conn.esmtp,
+            tls: self.conn.tls,
+            smtputf8: env.params.smtputf8,
+            id: &id,
+            single_rcpt: (env.rcpts.len() == 1).then(|| env.rcpts[0].to_string()),
+        };
+        let mut body = trace.header().into_bytes();
+        body.extend_from_slice(&content);
+        drop(content);
+        let facts = Facts {
+            queue_id: id.clone(),
+            client_ip: self.peer.ip().to_string(),
+            helo: helo.clone(),
+            tls: self.conn.tls,
+            sender: env.from.as_ref().map(|f| f.to_string()),
+            recipients: env.rcpts.iter().map(|r| r.to_string()).collect(),
+        };
+        let state = match self.shared.pipeline.run(&facts, &body).await {
+            Verdict::Deliver => EntryState::Queued,
+            Verdict::Hold(_) => EntryState::Held,
+            Verdict::Refuse(r) => {
+                self.stats.rejected += 1;
+                return r;
+            }
+        };
+        let now = crate::time::now();
+        let entry = QueueEntry {
+            id: id.clone(),
+            received_at: now,
+            client_ip: facts.client_ip,
+            helo,
+            tls: self.conn.tls,
+            sender: facts.sender,
+            recipients: facts
+                .recipients
+                .into_iter()
+                .map(|address| Recipient { address, status: RcptStatus::Pending, last_reply: None })
+                .collect(),
+            size: body.len() as u64,
+            smtputf8: env.params.smtputf8,
+            is_bounce: false,
+            state,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+        };
+        let message_id = message_id(&body);
+        log_queued(&entry, message_id.as_deref());
+        // The 250 is given only after the store says the message is durable.
+        if let Err(e) = self.shared.queue.ctx().store.enqueue(entry, body).await {
+            tracing::error!(queue_id = %id, error = %e, "could not store message; answering 451");
+            return replies::storage_failure();
+        }
+        if state == EntryState::Queued {
+            self.shared.queue.submit(id.clone());
+        }
+        self.stats.accepted += 1;
+        Reply::new(250, "0.0", format!("Ok: queued as {id}"))
+    }
+}
+
+fn message_id(body: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse_headers(body)?;
+    parsed.message_id().map(str::to_string)
+}
+
+fn log_queued(e: &QueueEntry, message_id: Option<&str>) {
+    tracing::info!(
+        queue_id = %e.id,
+        client = %e.client_ip,
+        from = e.sender.as_deref().unwrap_or("<>"),
+        rcpts = e.recipients.len(),
+        size = e.size,
+        tls = e.tls,
+        message_id = message_id.unwrap_or(""),
+        held = e.state == EntryState::Held,
+        "message accepted"
+    );
+}

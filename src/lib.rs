@@ -1,0 +1,40 @@
+//! mxgate: an SMTP secure email gateway.
+//!
+//! # How a message flows
+//! ```text
+//! client --SMTP--> inbound::listen (connection limits)
+//!                   └─ inbound::session::Session  (one file per verb: ehlo, mail, rcpt, data, misc)
+//!                        parse: smtp::{command, data}  (pure, no I/O; dot-stuffing, smuggling guard)
+//!                        end of DATA/BDAT: inbound::accept
+//!                          ├─ Received header (inbound::received)
+//!                          ├─ pipeline::Pipeline  (verdict before the 250; no backscatter)
+//!                          └─ store::Store::enqueue  (fsynced, group commit)  --> 250 queued as ID
+//! queue::Queue (scheduler) --due--> queue::deliver --> queue::pool/client --SMTP--> downstream
+//!                                      ├─ queue::route   (per-domain next hop, MX via dns)
+//!                                      └─ queue::dsn     (RFC 3464 bounce on permanent failure)
+//! admin (HTTP: /healthz, /readyz, /api/v1/queue) <-- cli (`mxgate queue ...`)
+//! ```
+//!
+//! # Modules
+//! - [`config`]: typed TOML + environment configuration, validated once.
+//! - [`smtp`]: the protocol without I/O.
+//! - [`inbound`]: the SMTP server.
+//! - [`pipeline`]: the stage seam between DATA and the 250 reply.
+//! - [`store`]: the storage trait, the embedded backend and its conformance suite.
+//! - [`queue`]: scheduling, delivery, routing, recipient verification, DSNs.
+//! - [`admin`]: the admin HTTP API; [`cli`]: the command line that talks to it.
+//! - [`server`]: starts and stops everything.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod inbound;
+pub mod io;
+pub mod pipeline;
+pub mod queue;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod time;
+pub mod tls;

@@ -1,0 +1,70 @@
+//! The `mxgate` binary: parse the command line, load the config, set up
+//! logging, run, and shut down on SIGTERM/SIGINT.
+
+use clap::Parser;
+use mxgate::cli::{Cli, Cmd};
+use mxgate::config::{Config, LogFormat};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match cli.command {
+        Cmd::CheckConfig { config } => match mxgate::config::load(&config) {
+            Ok(_) => {
+                println!("{}: configuration OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        Cmd::Serve { config } => match mxgate::config::load(&config) {
+            Ok(cfg) => {
+                init_logging(&cfg);
+                rt.block_on(serve(cfg))
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        Cmd::Queue { action, target } => match rt.block_on(mxgate::cli::queue(action, target)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("mxgate: {msg}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(cfg: Config) -> ExitCode {
+    let running = match mxgate::server::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return fail(&e);
+        }
+    };
+    wait_for_signal().await;
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

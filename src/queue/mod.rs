@@ -1,0 +1,267 @@
+//! The delivery queue: a scheduler that hands due messages to delivery
+//! tasks, retries with exponential backoff, expires old messages and sends
+//! DSNs. Messages enter through `Queue::submit` right after they are stored.
+
+pub mod client;
+mod deliver;
+pub mod dsn;
+pub mod pool;
+pub mod route;
+pub mod verify;
+
+use crate::config::{Config, DownstreamTls};
+use crate::store::{EntryState, QueueEntry, RcptStatus, Store, StoreError};
+use hickory_resolver::TokioResolver;
+use pool::Pool;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+/// What delivery needs, shared by every delivery task.
+pub struct Ctx {
+    pub cfg: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub dns: TokioResolver,
+    pub pool: Pool,
+}
+
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Ctx,
+    timers: Mutex<BTreeSet<(u64, String)>>,
+    wake: Notify,
+    ready: mpsc::UnboundedSender<String>,
+    inflight: Mutex<HashSet<String>>,
+    workers: Arc<Semaphore>,
+}
+
+/// A fresh queue id: time-ordered, unique across restarts and gateways.
+pub fn new_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    static NODE: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let node = *NODE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish() as u16
+    });
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xfff;
+    format!("{micros:013X}{seq:03X}{node:04X}")
+}
+
+impl Queue {
+    /// Starts the scheduler and loads what the store already holds.
+    pub async fn start(cfg: Arc<Config>, store: Arc<dyn Store>, dns: TokioResolver) -> Result<Queue, StoreError> {
+        let tls = crate::tls::client_config(&cfg).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        let pool = Pool::new(
+            cfg.queue.connections_per_route,
+            cfg.queue.connection_idle,
+            cfg.smtp.hostname.clone(),
+            tls,
+            cfg.relay.tls == DownstreamTls::Require,
+        );
+        let (ready, rx) = mpsc::unbounded_channel();
+        let workers = Arc::new(Semaphore::new(cfg.queue.delivery_workers));
+        let inner = Arc::new(Inner {
+            ctx: Ctx { cfg, store, dns, pool },
+            timers: Mutex::default(),
+            wake: Notify::new(),
+            ready,
+            inflight: Mutex::default(),
+            workers,
+        });
+        let q = Queue { inner };
+        for e in q.inner.ctx.store.list().await? {
+            if e.state == EntryState::Queued {
+                q.schedule(e.id, e.next_attempt);
+            }
+        }
+        tokio::spawn(q.clone().dispatch(rx));
+        tokio::spawn(q.clone().timer());
+        Ok(q)
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.inner.ctx
+    }
+
+    /// A message is due now.
+    pub fn submit(&self, id: String) {
+        let _ = self.inner.ready.send(id);
+    }
+
+    fn schedule(&self, id: String, at: u64) {
+        if at <= crate::time::now() {
+            return self.submit(id);
+        }
+        self.inner.timers.lock().unwrap().insert((at, id));
+        self.inner.wake.notify_one();
+    }
+
+    /// Makes a message due now. False when there is no such message.
+    pub async fn retry(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(mut e) = self.inner.ctx.store.get(id).await? else { return Ok(false) };
+        e.next_attempt = crate::time::now();
+        e.state = EntryState::Queued;
+        self.inner.ctx.store.update(e).await?;
+        self.inner.timers.lock().unwrap().retain(|(_, i)| i != id);
+        self.submit(id.to_string());
+        Ok(true)
+    }
+
+    /// Removes a message without delivering it. False when there is none.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.timers.lock().unwrap().retain(|(_, i)| i != id);
+        match self.inner.ctx.store.remove(id).await {
+            Ok(()) => {
+                tracing::info!(queue_id = %id, "deleted from the queue by an operator");
+                Ok(true)
+            }
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True while a delivery attempt for `id` is running.
+    pub fn is_delivering(&self, id: &str) -> bool {
+        self.inner.inflight.lock().unwrap().contains(id)
+    }
+
+    /// Waits for running deliveries to end (shutdown), at most `grace`.
+    pub async fn drain(&self, grace: Duration) {
+        let all = self.inner.ctx.cfg.queue.delivery_workers as u32;
+        let _ = tokio::time::timeout(grace, self.inner.workers.acquire_many(all)).await;
+        self.inner.ctx.pool.close_all().await;
+    }
+
+    async fn timer(self) {
+        loop {
+            let next = self.inner.timers.lock().unwrap().first().map(|(at, _)| *at);
+            let now = crate::time::now();
+            match next {
+                Some(at) if at <= now => {
+                    let due = self.inner.timers.lock().unwrap().pop_first();
+                    if let Some((_, id)) = due {
+                        self.submit(id);
+                    }
+                }
+                Some(at) => {
+                    let wait = Duration::from_secs(at - now).min(Duration::from_secs(1));
+                    let _ = tokio::time::timeout(wait, self.inner.wake.notified()).await;
+                }
+                None => {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.wake.notified()).await;
+                    self.inner.ctx.pool.expire();
+                }
+            }
+        }
+    }
+
+    async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<String>) {
+        while let Some(id) = rx.recv().await {
+            if !self.inner.inflight.lock().unwrap().insert(id.clone()) {
+                continue;
+            }
+            let Ok(permit) = self.inner.workers.clone().acquire_owned().await else { break };
+            let q = self.clone();
+            tokio::spawn(async move {
+                q.process(&id).await;
+                q.inner.inflight.lock().unwrap().remove(&id);
+                drop(permit);
+            });
+        }
+    }
+
+    async fn process(&self, id: &str) {
+        let ctx = &self.inner.ctx;
+        let mut entry = match ctx.store.get(id).await {
+            Ok(Some(e)) if e.state == EntryState::Queued => e,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(queue_id = %id, error = %e, "cannot read queue entry");
+                return self.schedule(id.to_string(), crate::time::now() + 60);
+            }
+        };
+        entry.attempts += 1;
+        deliver::attempt(ctx, &mut entry).await;
+        if let Err(e) = self.finish(entry).await {
+            tracing::error!(queue_id = %id, error = %e, "cannot record delivery outcome");
+        }
+    }
+
+    /// Records the outcome of an attempt: done (maybe with a DSN) or retry.
+    async fn finish(&self, mut entry: QueueEntry) -> Result<(), StoreError> {
+        let ctx = &self.inner.ctx;
+        let now = crate::time::now();
+        let pending = entry.pending().count();
+        if pending > 0 && now.saturating_sub(entry.received_at) < ctx.cfg.queue.max_lifetime.as_secs() {
+            let delay = backoff(&ctx.cfg, entry.attempts);
+            entry.next_attempt = now + delay.as_secs();
+            log_outcome(&entry, "deferred");
+            let (id, at) = (entry.id.clone(), entry.next_attempt);
+            match ctx.store.update(entry).await {
+                Ok(()) => self.schedule(id, at),
+                Err(StoreError::NotFound(_)) => {} // deleted meanwhile
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+        for r in entry.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+            r.status = RcptStatus::Failed;
+            let last = r.last_reply.take().unwrap_or_default();
+            r.last_reply = Some(format!("message expired in the queue; last error: {last}"));
+        }
+        let failed = entry.recipients.iter().any(|r| r.status == RcptStatus::Failed);
+        log_outcome(&entry, if failed { "bounced" } else { "delivered" });
+        if failed {
+            self.bounce(&entry).await?;
+        }
+        match ctx.store.remove(&entry.id).await {
+            Err(StoreError::NotFound(_)) => Ok(()),
+            r => r,
+        }
+    }
+
+    async fn bounce(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        let ctx = &self.inner.ctx;
+        let original = ctx.store.body(&entry.id).await.unwrap_or_default();
+        let Some((dsn, body)) = dsn::build(entry, &original, &ctx.cfg.smtp.hostname, new_id()) else {
+            tracing::info!(queue_id = %entry.id, "no DSN sent (null sender or DSN)");
+            return Ok(());
+        };
+        let id = dsn.id.clone();
+        ctx.store.enqueue(dsn, body).await?;
+        tracing::info!(queue_id = %id, original = %entry.id, "DSN queued");
+        self.submit(id);
+        Ok(())
+    }
+}
+
+/// retry_initial doubled per failed attempt, capped at retry_max.
+fn backoff(cfg: &Config, attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(20);
+    cfg.queue.retry_initial.saturating_mul(factor).min(cfg.queue.retry_max)
+}
+
+fn log_outcome(e: &QueueEntry, outcome: &str) {
+    let rcpts: Vec<String> = e
+        .recipients
+        .iter()
+        .map(|r| format!("{} {:?} {}", r.address, r.status, r.last_reply.as_deref().unwrap_or("")))
+        .collect();
+    tracing::info!(
+        queue_id = %e.id,
+        outcome,
+        from = e.sender.as_deref().unwrap_or("<>"),
+        attempts = e.attempts,
+        recipients = ?rcpts,
+        "message disposition"
+    );
+}

@@ -1,0 +1,74 @@
+//! Wires the parts together: store -> queue -> SMTP listener and admin
+//! listener, and shuts them down in order (stop accepting, drain sessions,
+//! drain deliveries, flush the store).
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::inbound::{self, Shared};
+use crate::pipeline::Pipeline;
+use crate::queue::Queue;
+use crate::queue::verify::Verifier;
+use crate::store::{EmbeddedStore, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// A running gateway.
+pub struct Running {
+    pub smtp_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    sessions_done: mpsc::Receiver<()>,
+    queue: Queue,
+    store: Arc<dyn Store>,
+    grace: std::time::Duration,
+}
+
+/// Starts the gateway; returns once both listeners are bound.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    let cfg = Arc::new(cfg);
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&cfg.storage.path).map_err(|e| format!("storage.path {}: {e}", cfg.storage.path.display()))?,
+    );
+    let dns = crate::dns::resolver(&cfg.dns.nameservers)?;
+    let queue = Queue::start(cfg.clone(), store.clone(), dns).await.map_err(|e| format!("loading the queue: {e}"))?;
+    let tls = crate::tls::server_config(&cfg)?;
+    let smtp = TcpListener::bind(cfg.smtp.listen).await.map_err(|e| format!("smtp.listen {}: {e}", cfg.smtp.listen))?;
+    let admin = TcpListener::bind(cfg.admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
+    let smtp_addr = smtp.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        queue: queue.clone(),
+        tls,
+        verifier: Verifier::default(),
+        pipeline: Pipeline::default(),
+        shutdown: stop_rx.clone(),
+    });
+    let (done_tx, sessions_done) = mpsc::channel(1);
+    tokio::spawn(inbound::listen(smtp, shared, done_tx));
+    let admin_state = Arc::new(AdminState { queue: queue.clone(), token: cfg.admin.token.clone(), shutdown: stop_rx });
+    tokio::spawn(admin::serve(admin, admin_state));
+    tracing::info!(smtp = %smtp_addr, admin = %admin_addr, hostname = %cfg.smtp.hostname, "mxgate started");
+    Ok(Running { smtp_addr, admin_addr, stop, sessions_done, queue, store, grace: cfg.smtp.shutdown_grace })
+}
+
+impl Running {
+    /// Graceful shutdown: no new connections; sessions waiting for a command
+    /// get 421; transactions in progress finish (within the grace period);
+    /// deliveries in progress finish; the store is flushed.
+    pub async fn shutdown(mut self) {
+        tracing::info!("shutting down");
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(self.grace, self.sessions_done.recv()).await.is_err() {
+            tracing::warn!("sessions still open after the grace period; closing them");
+        }
+        self.queue.drain(self.grace).await;
+        if let Err(e) = self.store.close().await {
+            tracing::error!(error = %e, "flushing the store failed");
+        }
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,277 @@
+//! The embedded single-node store: a sled tree indexes queue records; bodies
+//! live in fsynced spool segments. One writer thread applies every change in
+//! batches: all bodies of a batch are synced with one fdatasync, then the
+//! index batch is applied and flushed, then every waiter is answered. This is
+//! the group commit that lets many sessions share one disk flush.
+
+use super::segment::{self, Appender, Location, Readers};
+use super::{BoxFut, QueueEntry, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+type Done = oneshot::Sender<Result<(), StoreError>>;
+
+enum Op {
+    Enqueue { entry: QueueEntry, body: Vec<u8>, done: Done },
+    Update { entry: QueueEntry, done: Done },
+    Remove { id: String, done: Done },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    entry: QueueEntry,
+    loc: Location,
+}
+
+pub struct EmbeddedStore {
+    tx: std::sync::Mutex<Option<mpsc::Sender<Op>>>,
+    tree: sled::Tree,
+    db: sled::Db,
+    readers: Arc<Readers>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn index_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Index(e.to_string())
+}
+
+impl EmbeddedStore {
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        let spool = path.join("spool");
+        std::fs::create_dir_all(&spool)?;
+        let db = sled::Config::new().path(path.join("index")).open().map_err(index_err)?;
+        let tree = db.open_tree("queue").map_err(index_err)?;
+        let mut live: HashMap<u64, usize> = HashMap::new();
+        for kv in tree.iter() {
+            let (_, v) = kv.map_err(index_err)?;
+            let rec: Record = serde_json::from_slice(&v).map_err(index_err)?;
+            *live.entry(rec.loc.segment).or_default() += 1;
+        }
+        let present = segment::existing(&spool)?;
+        // Segments no record points at hold only finished or torn messages.
+        for n in &present {
+            if !live.contains_key(n) {
+                std::fs::remove_file(segment::segment_path(&spool, *n))?;
+            }
+        }
+        let next = present.last().map_or(1, |n| n + 1);
+        let appender = Appender::create(&spool, next)?;
+        let readers = Arc::new(Readers::new(&spool));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer { rx, appender, tree: tree.clone(), db: db.clone(), live, readers: readers.clone() };
+        let handle = std::thread::Builder::new().name("mxgate-store".into()).spawn(move || writer.run())?;
+        Ok(EmbeddedStore {
+            tx: std::sync::Mutex::new(Some(tx)),
+            tree,
+            db,
+            readers,
+            writer: std::sync::Mutex::new(Some(handle)),
+        })
+    }
+
+    fn submit(&self, make: impl FnOnce(Done) -> Op) -> BoxFut<'_, Result<(), StoreError>> {
+        let (done, wait) = oneshot::channel();
+        let sent = match self.tx.lock().unwrap().as_ref() {
+            Some(tx) => tx.send(make(done)).is_ok(),
+            None => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            wait.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn record(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        match self.tree.get(id).map_err(index_err)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(index_err)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn enqueue(&self, entry: QueueEntry, body: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>> {
+        self.submit(|done| Op::Enqueue { entry, body, done })
+    }
+
+    fn body(&self, id: &str) -> BoxFut<'_, Result<Vec<u8>, StoreError>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let rec = self.record(&id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let readers = self.readers.clone();
+            let read = tokio::task::spawn_blocking(move || readers.read(&id, rec.loc).map_err(|e| (id, e)));
+            match read.await {
+                Ok(Ok(body)) => Ok(body),
+                Ok(Err((id, e))) => Err(StoreError::Corrupt(id, e)),
+                Err(e) => Err(StoreError::Io(std::io::Error::other(e))),
+            }
+        })
+    }
+
+    fn get(&self, id: &str) -> BoxFut<'_, Result<Option<QueueEntry>, StoreError>> {
+        let r = self.record(id).map(|r| r.map(|r| r.entry));
+        Box::pin(async move { r })
+    }
+
+    fn list(&self) -> BoxFut<'_, Result<Vec<QueueEntry>, StoreError>> {
+        let r = self
+            .tree
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v.map_err(index_err)?;
+                serde_json::from_slice::<Record>(&v).map(|r| r.entry).map_err(index_err)
+            })
+            .collect();
+        Box::pin(async move { r })
+    }
+
+    fn update(&self, entry: QueueEntry) -> BoxFut<'_, Result<(), StoreError>> {
+        self.submit(|done| Op::Update { entry, done })
+    }
+
+    fn remove(&self, id: &str) -> BoxFut<'_, Result<(), StoreError>> {
+        let id = id.to_string();
+        self.submit(|done| Op::Remove { id, done })
+    }
+
+    fn close(&self) -> BoxFut<'_, Result<(), StoreError>> {
+        // Dropping the sender ends the writer after it drained what was sent.
+        self.tx.lock().unwrap().take();
+        let handle = self.writer.lock().unwrap().take();
+        let db = self.db.clone();
+        Box::pin(async move {
+            if let Some(h) = handle {
+                let _ = tokio::task::spawn_blocking(move || h.join()).await;
+            }
+            db.flush_async().await.map_err(index_err)?;
+            Ok(())
+        })
+    }
+}
+
+struct Writer {
+    rx: mpsc::Receiver<Op>,
+    appender: Appender,
+    tree: sled::Tree,
+    db: sled::Db,
+    live: HashMap<u64, usize>,
+    readers: Arc<Readers>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        while let Ok(first) = self.rx.recv() {
+            let mut ops = vec![first];
+            while ops.len() < 4096 {
+                match self.rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.apply(ops);
+        }
+    }
+
+    fn apply(&mut self, ops: Vec<Op>) {
+        let mut batch = sled::Batch::default();
+        let mut staged: HashMap<String, Location> = HashMap::new();
+        let mut emptied = Vec::new();
+        let mut waiters = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (res, done) = match op {
+                Op::Enqueue { entry, body, done } => {
+                    let loc = self.appender.push(&entry.id, &body);
+                    *self.live.entry(loc.segment).or_default() += 1;
+                    staged.insert(entry.id.clone(), loc);
+                    (Ok(put(&mut batch, entry, loc)), done)
+                }
+                Op::Update { entry, done } => match self.locate(&staged, &entry.id) {
+                    Ok(loc) => (Ok(put(&mut batch, entry, loc)), done),
+                    Err(e) => (Err(e), done),
+                },
+                Op::Remove { id, done } => match self.locate(&staged, &id) {
+                    Ok(loc) => {
+                        batch.remove(id.as_bytes());
+                        staged.remove(&id);
+                        let n = self.live.entry(loc.segment).or_default();
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            emptied.push(loc.segment);
+                        }
+                        (Ok(()), done)
+                    }
+                    Err(e) => (Err(e), done),
+                },
+            };
+            waiters.push((res, done));
+        }
+        let commit = self.commit(batch);
+        for (res, done) in waiters {
+            let res = match (&commit, res) {
+                (Err(e), _) => Err(StoreError::Io(std::io::Error::other(e.to_string()))),
+                (Ok(()), r) => r,
+            };
+            let _ = done.send(res);
+        }
+        if commit.is_ok() {
+            self.drop_segments(emptied);
+        }
+    }
+
+    /// Bodies first, then the index that points at them.
+    fn commit(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.appender.sync()?;
+        self.tree.apply_batch(batch).map_err(index_err)?;
+        self.db.flush().map_err(index_err)?;
+        Ok(())
+    }
+
+    fn locate(&self, staged: &HashMap<String, Location>, id: &str) -> Result<Location, StoreError> {
+        if let Some(loc) = staged.get(id) {
+            return Ok(*loc);
+        }
+        match self.tree.get(id).map_err(index_err)? {
+            Some(v) => Ok(serde_json::from_slice::<Record>(&v).map_err(index_err)?.loc),
+            None => Err(StoreError::NotFound(id.to_string())),
+        }
+    }
+
+    fn drop_segments(&mut self, emptied: Vec<u64>) {
+        if let Ok(Some(closed)) = self.appender.roll_if_full()
+            && self.live.get(&closed).copied().unwrap_or(0) == 0
+        {
+            self.remove_segment(closed);
+        }
+        for n in emptied {
+            if n != self.appender.number && self.live.get(&n) == Some(&0) {
+                self.remove_segment(n);
+            }
+        }
+    }
+
+    fn remove_segment(&mut self, n: u64) {
+        self.live.remove(&n);
+        self.readers.forget(n);
+        let path = segment::segment_path(self.readers_dir(), n);
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(segment = n, error = %e, "could not remove an emptied spool segment");
+        }
+    }
+
+    fn readers_dir(&self) -> &Path {
+        self.readers.dir()
+    }
+}
+
+fn put(batch: &mut sled::Batch, entry: QueueEntry, loc: Location) {
+    let key = entry.id.clone();
+    let rec = Record { entry, loc };
+    batch.insert(key.as_bytes(), serde_json::to_vec(&rec).expect("record serialises"));
+}

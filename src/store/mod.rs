@@ -1,0 +1,101 @@
+//! Queue storage behind a trait. The embedded backend (sled index + fsynced
+//! spool segments) is the default; a replicated cluster implements the same
+//! trait later. `conformance` holds the suite every backend must pass.
+
+pub mod conformance;
+mod embedded;
+mod segment;
+
+pub use embedded::EmbeddedStore;
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage index: {0}")]
+    Index(String),
+    #[error("message {0} not found")]
+    NotFound(String),
+    #[error("message {0} is corrupt: {1}")]
+    Corrupt(String, String),
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Where a recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RcptStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub address: String,
+    pub status: RcptStatus,
+    /// The last reply or error for this recipient, for `queue show`.
+    pub last_reply: Option<String>,
+}
+
+/// Why a message is in the queue and what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    /// Waiting for its next delivery attempt.
+    Queued,
+    /// Held by a pipeline verdict; not delivered until released.
+    Held,
+}
+
+/// A queued message's record: envelope, session facts and delivery state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: String,
+    /// Unix seconds when the 250 was given.
+    pub received_at: u64,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: bool,
+    /// Envelope sender; `None` is the null sender `<>`.
+    pub sender: Option<String>,
+    pub recipients: Vec<Recipient>,
+    pub size: u64,
+    pub smtputf8: bool,
+    /// True for DSNs this gateway generated: they are never bounced.
+    pub is_bounce: bool,
+    pub state: EntryState,
+    pub attempts: u32,
+    /// Unix seconds of the next attempt.
+    pub next_attempt: u64,
+    pub last_error: Option<String>,
+}
+
+impl QueueEntry {
+    pub fn pending(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients.iter().filter(|r| r.status == RcptStatus::Pending)
+    }
+}
+
+/// A store for queued messages. Every method that changes state returns only
+/// once the change is durable, except where noted.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new message; durable (fsynced) when this returns Ok.
+    fn enqueue(&self, entry: QueueEntry, body: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>>;
+    fn body(&self, id: &str) -> BoxFut<'_, Result<Vec<u8>, StoreError>>;
+    fn get(&self, id: &str) -> BoxFut<'_, Result<Option<QueueEntry>, StoreError>>;
+    fn list(&self) -> BoxFut<'_, Result<Vec<QueueEntry>, StoreError>>;
+    /// Replaces a message's record (delivery progress, retries).
+    fn update(&self, entry: QueueEntry) -> BoxFut<'_, Result<(), StoreError>>;
+    /// Removes a message whose delivery is finished or which was deleted.
+    fn remove(&self, id: &str) -> BoxFut<'_, Result<(), StoreError>>;
+    /// Flushes everything and stops accepting writes.
+    fn close(&self) -> BoxFut<'_, Result<(), StoreError>>;
+}

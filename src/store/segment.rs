@@ -1,0 +1,143 @@
+//! Spool segments: append-only files holding message bodies. Many bodies are
+//! appended and made durable with one fdatasync (group commit). A record is
+//! `magic, id length, id, body length, crc32, body`; the index only points at
+//! a record after that record was synced, so a torn tail is never read.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const MAGIC: &[u8; 4] = b"MXG1";
+/// A segment is closed for appends past this size.
+pub const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Where a body lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+}
+
+pub fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:010}.seg"))
+}
+
+/// Numbers of the segment files present in `dir`.
+pub fn existing(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse().ok()) {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The segment being appended to; owned by the writer thread.
+pub struct Appender {
+    dir: PathBuf,
+    pub number: u64,
+    file: File,
+    len: u64,
+    buf: Vec<u8>,
+}
+
+impl Appender {
+    pub fn create(dir: &Path, number: u64) -> io::Result<Appender> {
+        let file = OpenOptions::new().create_new(true).append(true).open(segment_path(dir, number))?;
+        // The new directory entry must survive a crash too.
+        File::open(dir)?.sync_all()?;
+        Ok(Appender { dir: dir.to_owned(), number, file, len: 0, buf: Vec::new() })
+    }
+
+    /// Buffers one record; `sync` writes and makes the buffered records durable.
+    pub fn push(&mut self, id: &str, body: &[u8]) -> Location {
+        self.buf.extend_from_slice(MAGIC);
+        self.buf.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        self.buf.extend_from_slice(id.as_bytes());
+        self.buf.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        self.buf.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        let offset = self.len + self.buf.len() as u64;
+        self.buf.extend_from_slice(body);
+        Location { segment: self.number, offset, len: body.len() as u64 }
+    }
+
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()?;
+        self.len += self.buf.len() as u64;
+        self.buf.clear();
+        if self.buf.capacity() > 4 * 1024 * 1024 {
+            self.buf.shrink_to(1024 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Starts the next segment once this one is full; returns the closed one.
+    pub fn roll_if_full(&mut self) -> io::Result<Option<u64>> {
+        if self.len < SEGMENT_SIZE {
+            return Ok(None);
+        }
+        let next = Appender::create(&self.dir, self.number + 1)?;
+        let old = std::mem::replace(self, next);
+        Ok(Some(old.number))
+    }
+}
+
+/// Read side: open segment files shared by readers.
+#[derive(Default)]
+pub struct Readers {
+    dir: PathBuf,
+    open: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+impl Readers {
+    pub fn new(dir: &Path) -> Readers {
+        Readers { dir: dir.to_owned(), open: Mutex::default() }
+    }
+
+    pub fn read(&self, id: &str, loc: Location) -> Result<Vec<u8>, String> {
+        let file = self.file(loc.segment).map_err(|e| e.to_string())?;
+        let head = 4 + 2 + id.len() + 8 + 4;
+        let start = loc.offset.checked_sub(head as u64).ok_or("bad offset")?;
+        let mut buf = vec![0u8; head + loc.len as usize];
+        file.read_exact_at(&mut buf, start).map_err(|e| e.to_string())?;
+        let (hdr, body) = buf.split_at(head);
+        if &hdr[..4] != MAGIC || &hdr[6..6 + id.len()] != id.as_bytes() {
+            return Err("record header does not match the index".into());
+        }
+        let crc = u32::from_le_bytes(hdr[head - 4..].try_into().unwrap());
+        if crc32fast::hash(body) != crc {
+            return Err("checksum mismatch".into());
+        }
+        Ok(body.to_vec())
+    }
+
+    fn file(&self, n: u64) -> io::Result<Arc<File>> {
+        let mut open = self.open.lock().unwrap();
+        if let Some(f) = open.get(&n) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(segment_path(&self.dir, n))?);
+        open.insert(n, f.clone());
+        Ok(f)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn forget(&self, n: u64) {
+        self.open.lock().unwrap().remove(&n);
+    }
+}
