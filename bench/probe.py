@@ -95,7 +95,7 @@ async def sink_session(reader, writer):
                 data = await asyncio.wait_for(reader.readuntil(b"\r\n.\r\n"), t)
                 now = time.monotonic()
                 pid = None
-                head = data[: data.find(b"\r\n\r\n") + 2]
+                head = b"\n" + data[: data.find(b"\r\n\r\n") + 2]
                 i = head.lower().find(b"\nx-probe-id:")
                 if i >= 0:
                     j = head.find(b"\r\n", i + 1)

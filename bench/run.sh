@@ -7,8 +7,8 @@
 #
 # Environment (defaults in brackets; quick-mode defaults second):
 #   BENCH_QUICK=0|1          quick mode                                   [0]
-#   BENCH_N_10K              messages per 10 KB run                [5000 | 600]
-#   BENCH_N_100K             messages per 100 KB run               [2000 | 200]
+#   BENCH_N_10K              messages per 10 KB run                [5000 | 1500]
+#   BENCH_N_100K             messages per 100 KB run               [2000 | 400]
 #   BENCH_REPEAT             runs per (size, system); median kept     [3 | 1]
 #   BENCH_SESSIONS           smtp-source parallel sessions               [20]
 #   BENCH_SOURCE_OPTS        extra smtp-source options (e.g. -d)         []
@@ -37,7 +37,7 @@ ROOT=$(dirname "$HERE")
 
 QUICK=${BENCH_QUICK:-0}
 if [[ "$QUICK" == 1 ]]; then
-  N_10K=${BENCH_N_10K:-600}; N_100K=${BENCH_N_100K:-200}; REPEAT=${BENCH_REPEAT:-1}
+  N_10K=${BENCH_N_10K:-1500}; N_100K=${BENCH_N_100K:-400}; REPEAT=${BENCH_REPEAT:-1}
 else
   N_10K=${BENCH_N_10K:-5000}; N_100K=${BENCH_N_100K:-2000}; REPEAT=${BENCH_REPEAT:-3}
 fi

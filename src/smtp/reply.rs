@@ -102,7 +102,7 @@ pub mod replies {
         Reply::new(554, "5.0", "Improper use of SMTP command pipelining")
     }
     pub fn bare_newline() -> Reply {
-        Reply::new(550, "6.11", "Bare CR or LF in message content is not allowed (RFC 5321 2.3.8)")
+        Reply::new(550, "5.2", "Message refused: bare CR or LF in content (RFC 5321 2.3.8)")
     }
 }
 

@@ -1,0 +1,115 @@
+//! Test harness: the real gateway in-process or as a process, a recording
+//! downstream SMTP server, and a transcript-style SMTP client.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod downstream;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use client::Client;
+pub use downstream::{Behaviour, Downstream};
+
+/// A gateway running in this process.
+pub struct Gateway {
+    pub smtp: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    running: Option<mxgate::server::Running>,
+}
+
+impl Gateway {
+    /// Starts a gateway relaying `example.test` to `downstream`; `extra` is
+    /// TOML appended to the config (sections not already present).
+    pub async fn start(downstream: SocketAddr, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, downstream, extra).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, downstream: SocketAddr, extra: &str) -> Gateway {
+        let path = write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0", downstream, extra);
+        let cfg = mxgate::config::load(&path).unwrap_or_else(|e| panic!("test config: {e}"));
+        let running = mxgate::server::start(cfg).await.expect("gateway starts");
+        Gateway { smtp: running.smtp_addr, admin: running.admin_addr, dir, running: Some(running) }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.smtp).await
+    }
+
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
+        self.running.take().unwrap().shutdown().await;
+        self.dir
+    }
+}
+
+/// Writes a config file; `extra` may add keys under new section headers, or
+/// override base keys by repeating the section with `[smtp]` etc. is not
+/// allowed in TOML, so base sections take `smtp_extra`-style placeholders.
+pub fn write_config(dir: &Path, smtp: &str, admin: &str, downstream: SocketAddr, extra: &str) -> PathBuf {
+    let (smtp_extra, relay_extra, rest) = split_extra(extra);
+    let text = format!(
+        r#"[smtp]
+listen = "{smtp}"
+hostname = "mx.gateway.test"
+{smtp_extra}
+[relay]
+domains = ["example.test", "other.test"]
+downstream = "{downstream}"
+outbound = "{downstream}"
+tls = "none"
+{relay_extra}
+[storage]
+path = "{data}"
+[admin]
+listen = "{admin}"
+[log]
+level = "warn"
+{rest}
+"#,
+        data = dir.join("data").display(),
+    );
+    let path = dir.join("mxgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `extra` may contain lines under `@smtp` and `@relay` markers that go into
+/// those base sections; everything after a `@rest` marker is appended.
+fn split_extra(extra: &str) -> (String, String, String) {
+    let (mut smtp, mut relay, mut rest) = (String::new(), String::new(), String::new());
+    let mut target = &mut rest;
+    for line in extra.lines() {
+        match line.trim() {
+            "@smtp" => target = &mut smtp,
+            "@relay" => target = &mut relay,
+            "@rest" => target = &mut rest,
+            _ => {
+                target.push_str(line);
+                target.push('\n');
+            }
+        }
+    }
+    (smtp, relay, rest)
+}
+
+/// Polls `f` until it returns true, up to `secs` seconds.
+pub async fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+/// A message with the given headers and body, CRLF line ends.
+pub fn message(subject: &str, body: &str) -> String {
+    format!(
+        "From: <a@sender.test>\r\nTo: <b@example.test>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@sender.test>\r\n\r\n{body}\r\n"
+    )
+}
