@@ -63,8 +63,11 @@ pub struct Smtp {
     #[serde(with = "humantime_serde")]
     pub data_timeout: Duration,
     /// Slowest average transfer accepted for message data, in octets per
-    /// second, measured after the first `data_timeout`-independent 10 seconds.
+    /// second, enforced once `min_data_rate_after` has passed in DATA/BDAT.
     pub min_data_rate: u64,
+    /// Time a transfer runs before `min_data_rate` applies.
+    #[serde(with = "humantime_serde")]
+    pub min_data_rate_after: Duration,
     /// Time given to sessions to finish on shutdown before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -86,6 +89,7 @@ impl Default for Smtp {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(300),
             min_data_rate: 500,
+            min_data_rate_after: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -6,12 +6,8 @@ use crate::io::ReadError;
 use crate::smtp::data::{DataLimits, DataReceiver};
 use crate::smtp::reply::replies;
 use crate::smtp::Reply;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
-
-/// Once this much time has passed, a transfer slower than `min_data_rate`
-/// is cut off.
-const RATE_GRACE: Duration = Duration::from_secs(10);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn limits(&self) -> DataLimits {
@@ -101,7 +97,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let started = Instant::now();
         let mut left = exact.unwrap_or(u64::MAX);
         let smtp = &self.shared.cfg.smtp;
-        let (timeout, min_rate, hostname) = (smtp.data_timeout, smtp.min_data_rate, smtp.hostname.clone());
+        let (timeout, min_rate, grace) = (smtp.data_timeout, smtp.min_data_rate, smtp.min_data_rate_after);
+        let hostname = smtp.hostname.clone();
         let mut taken: u64 = 0;
         loop {
             let pending = self.buf.pending();
@@ -123,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
             let elapsed = started.elapsed();
-            if elapsed > RATE_GRACE && taken / elapsed.as_secs().max(1) < min_rate {
+            if elapsed > grace && (taken as f64 / elapsed.as_secs_f64()) < min_rate as f64 {
                 self.reply(Reply::new(421, "4.2", format!("{hostname} Data rate too low, closing connection")));
                 return Err("data rate too low");
             }

@@ -81,7 +81,7 @@ pub mod replies {
         Reply::new(500, "5.2", "Command not recognized")
     }
     pub fn line_too_long() -> Reply {
-        Reply::new(500, "5.4", "Line too long")
+        Reply::new(500, "5.2", "Line too long")
     }
     pub fn shutting_down(hostname: &str) -> Reply {
         Reply::new(421, "3.2", format!("{hostname} Service shutting down, try again later"))
