@@ -43,6 +43,7 @@ ap.add_argument("--ready-file", default=None, help="touched once the recording s
 ap.add_argument("--drain", type=float, default=60, help="seconds to wait for outstanding probes")
 ap.add_argument("--timeout", type=float, default=60, help="per-operation network timeout")
 ap.add_argument("--out", default=None)
+ap.add_argument("--samples", default=None, help="also write every probe's times (epoch s) as TSV here")
 args = ap.parse_args()
 
 
@@ -249,6 +250,19 @@ async def main():
         "accept_p99_ms": pct(acc, 99),
         "sending_s": t_stop_sending - t_begin,
     }
+    if args.samples:
+        # monotonic -> wall clock, for lining probes up with other logs
+        off = time.time() - time.monotonic()
+        with open(args.samples, "w") as f:
+            f.write("probe\tstart\taccepted_ms\tarrived_ms\n")
+            for p in sorted(set(started) | set(accepted), key=int):
+                st = started.get(p)
+                if st is None:
+                    continue
+                a = accepted.get(p)
+                r = arrived.get(p)
+                f.write(f"{p}\t{st + off:.3f}\t{'' if a is None else round((a - st) * 1000, 1)}\t"
+                        f"{'' if r is None else round((r - st) * 1000, 1)}\n")
     out = json.dumps(res, indent=1)
     if args.out:
         with open(args.out, "w") as f:

@@ -15,12 +15,14 @@ ap.add_argument("--rss-plain")
 ap.add_argument("--rss-starttls")
 ap.add_argument("--out", required=True)
 ap.add_argument("--quick", default="0")
-ap.add_argument("--mxgate-bin", default="")
+ap.add_argument("--mxgate-rev", default="")
 ap.add_argument("--repo", default=".")
 ap.add_argument("--idle-conns", default="")
 ap.add_argument("--sessions", default="20")
 ap.add_argument("--source-opts", default="")
 ap.add_argument("--probe-interval", default="")
+ap.add_argument("--quiet-pct", default="10")
+ap.add_argument("--enforce-targets", default="0", help="1: exit 3 when a target is missed")
 args = ap.parse_args()
 
 RSS_TARGET_KB = 20.0
@@ -72,8 +74,15 @@ for size in sizes:
         rs = [r for r in runs if r["size"] == size and r["system"] == sysname]
         if not rs:
             continue
-        ok = [r for r in rs if r.get("complete")]
+        done = [r for r in rs if r.get("complete")]
+        # Runs disturbed by other processes' CPU use count only if no clean run exists.
+        clean = [r for r in done if not r.get("disturbed")]
+        ok = clean or done
         s = {
+            "used": len(ok),
+            "disturbed": sum(1 for r in rs if r.get("disturbed")),
+            "only_disturbed": bool(done) and not clean,
+            "foreign": [(r.get("foreign_cpu") or {}).get("foreign_pct") for r in rs],
             "runs": len(rs),
             "complete": len(ok),
             "n": rs[0]["n"],
@@ -101,6 +110,16 @@ for size in sizes:
     if p and m and p["msgs_per_s"] and m["msgs_per_s"]:
         ratios[size] = m["msgs_per_s"] / p["msgs_per_s"]
 
+ceiling = {}  # size -> {system: share of the direct smtp-source -> smtp-sink rate}
+for size in sizes:
+    d = summary.get((size, "direct"))
+    if d and d["msgs_per_s"]:
+        ceiling[size] = {
+            sysname: summary[(size, sysname)]["msgs_per_s"] / d["msgs_per_s"]
+            for sysname in ("postfix", "mxgate")
+            if (size, sysname) in summary and summary[(size, sysname)]["msgs_per_s"]
+        }
+
 rss = {"plain": load_json(args.rss_plain), "starttls": load_json(args.rss_starttls)}
 
 # ----------------------------------------------------------------- console
@@ -118,6 +137,12 @@ for size in sizes:
         lines.append(f"ratio mxgate/postfix @{label(size)}: {ratios[size]:.2f}{tgt}")
     elif (size, "postfix") in summary and (size, "mxgate") in summary:
         lines.append(f"ratio mxgate/postfix @{label(size)}: n/a (a system has no complete run)")
+for size, shares in ceiling.items():
+    if shares:
+        lines.append(
+            f"share of the direct source->sink rate @{label(size)}: "
+            + ", ".join(f"{k} {v * 100:.0f}%" for k, v in shares.items())
+        )
 
 
 def rss_str(r):
@@ -139,11 +164,17 @@ for (size, sysname), s in summary.items():
         lines.append(f"FAILED {label(size)} {sysname}: {f}")
     if s["probe_errors"]:
         lines.append(f"note {label(size)} {sysname}: {s['probe_errors']} probe sessions failed")
+    if s["disturbed"]:
+        lines.append(
+            f"WARNING {label(size)} {sysname}: {s['disturbed']}/{s['runs']} runs disturbed by other processes "
+            f"(foreign CPU % per run: {s['foreign']})"
+            + ("; ONLY disturbed runs: figures unreliable" if s["only_disturbed"] else "; median of the clean runs")
+        )
 print("\n".join(lines))
 
 # ---------------------------------------------------------------- markdown
-commit = sh(f"git -C {args.repo} rev-parse --short HEAD") or "uncommitted"
-dirty = " (+ uncommitted changes)" if sh(f"git -C {args.repo} status --porcelain -- src Cargo.toml") else ""
+commit = args.mxgate_rev or "?"
+dirty = ""
 pf_ver = sh("postconf -d -h mail_version 2>/dev/null") or "?"
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 mem = sh("awk '/MemTotal/ {printf \"%.0f GiB\", $2/1048576}' /proc/meminfo")
@@ -160,12 +191,15 @@ md.append(
 md.append(
     f"Load: `smtp-source -s {args.sessions} -l SIZE -m N {args.source_opts}`, one message per "
     f"{'session' if '-d' not in args.source_opts.split() else 'message, sessions kept open (-d)'}; "
-    f"latency probe every {args.probe_interval} s. Figures are the median of the complete runs.\n"
+    f"latency probe every {args.probe_interval} s. Figures are the median of the complete runs "
+    f"not disturbed by other processes (foreign CPU < {args.quiet_pct}% of the machine).\n"
 )
 md.append("| size | system | msgs | secs | msg/s | ingress msg/s | p50 ms | p99 ms | probes arrived/sent | complete runs | msg/s per run |")
 md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for (size, sysname), s in summary.items():
-    per = ", ".join(fmt(v) for v in s["rates"])
+    per = ", ".join(
+        fmt(v) + ("*" if f is not None and f >= float(args.quiet_pct) else "") for v, f in zip(s["rates"], s["foreign"])
+    )
     md.append(
         f"| {label(size)} | {sysname} | {s['n']} | {fmt(s['e2e_s'], 2)} | {fmt(s['msgs_per_s'])} | "
         f"{fmt(s['ingress_per_s'])} | {fmt(s['p50'])} | {fmt(s['p99'])} | "
@@ -178,6 +212,12 @@ for size in sizes:
         if size == 10240:
             tgt = f" — target ≥ {RATIO_TARGET_10K}: {'met' if ratios[size] >= RATIO_TARGET_10K else 'NOT met'}"
         md.append(f"- Throughput ratio mxgate/Postfix at {label(size)}: **{ratios[size]:.2f}**{tgt}")
+for size, shares in ceiling.items():
+    if shares:
+        md.append(
+            f"- Share of the harness ceiling (smtp-source straight to smtp-sink, row `direct`) at {label(size)}: "
+            + ", ".join(f"{k} {v * 100:.0f}%" for k, v in shares.items())
+        )
 for mode in ("plain", "starttls"):
     r = rss[mode]
     if r is None:
@@ -197,6 +237,11 @@ for (size, sysname), s in summary.items():
         md.append(f"- FAILED {label(size)} {sysname}: {f}")
     if s["probe_errors"]:
         md.append(f"- {label(size)} {sysname}: {s['probe_errors']} probe sessions failed")
+    if s["disturbed"]:
+        md.append(
+            f"- {label(size)} {sysname}: {s['disturbed']}/{s['runs']} runs disturbed by other processes' CPU use "
+            + ("(ONLY disturbed runs: figures unreliable)" if s["only_disturbed"] else "(marked *, left out of the median)")
+        )
 md.append("")
 md.append("Columns: see bench/README.md. secs = from the start of smtp-source until smtp-sink has counted all N "
           "messages; msg/s = N / secs; ingress msg/s = N / time smtp-source took (acceptance rate); "
@@ -204,3 +249,16 @@ md.append("Columns: see bench/README.md. secs = from the start of smtp-source un
 with open(args.out, "w") as f:
     f.write("\n".join(md) + "\n")
 print(f"(written to {args.out})")
+
+# Exit status: 2 when a run failed, 3 when a target was missed (if enforced).
+failed = any(s["failures"] for s in summary.values()) or any(
+    r is not None and r.get("kb_per_conn") is None for r in rss.values()
+)
+missed = (10240 in ratios and ratios[10240] < RATIO_TARGET_10K) or any(
+    r is not None and r.get("kb_per_conn") is not None and r["kb_per_conn"] >= RSS_TARGET_KB for r in rss.values()
+)
+if failed:
+    raise SystemExit(2)
+if missed and args.enforce_targets == "1":
+    print("a target was missed")
+    raise SystemExit(3)

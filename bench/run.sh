@@ -7,22 +7,32 @@
 #
 # Environment (defaults in brackets; quick-mode defaults second):
 #   BENCH_QUICK=0|1          quick mode                                   [0]
-#   BENCH_N_10K              messages per 10 KB run                [5000 | 1500]
-#   BENCH_N_100K             messages per 100 KB run               [2000 | 400]
+#   BENCH_N_10K              messages per 10 KB run                [20000 | 3000]
+#   BENCH_N_100K             messages per 100 KB run               [5000 | 800]
 #   BENCH_REPEAT             runs per (size, system); median kept     [3 | 1]
 #   BENCH_SESSIONS           smtp-source parallel sessions               [20]
 #   BENCH_SOURCE_OPTS        extra smtp-source options (e.g. -d)         []
-#   BENCH_SYSTEMS            systems to run                 ["postfix mxgate"]
+#   BENCH_SYSTEMS            systems to run          ["direct postfix mxgate"]
+#                            (direct = smtp-source straight to smtp-sink)
 #   BENCH_SIZES              payload sizes in octets        ["10240 102400"]
 #   BENCH_IDLE_CONNS         idle connections for the RSS test    [5000 | 5000]
 #   BENCH_SKIP_RSS=1         skip the idle-connection RSS test
-#   BENCH_PROBE_INTERVAL     seconds between latency probes            [0.05]
+#   BENCH_PROBE_INTERVAL     seconds between latency probes             [0.1]
 #   BENCH_RUN_TIMEOUT        seconds allowed for one load run           [300]
+#   BENCH_QUIET_WAIT         before each run, wait up to this many seconds for
+#                            other processes to use < BENCH_QUIET_PCT % of the
+#                            CPU (bench/cpuwatch.py)                 [300 | 0]
+#   BENCH_QUIET_PCT          foreign CPU share that marks a run disturbed [10]
+#   BENCH_POSTFIX_EXTRA      lines added to Postfix's main.cf ("\n" between lines),
+#                            e.g. "relay_destination_concurrency_limit = 50"   []
+#   BENCH_MXGATE_EXTRA       TOML added at the end of mxgate's config,
+#                            e.g. "[queue]\nconnections_per_route = 50"        []
 #   BENCH_SKIP_INSTALL=1     don't apt-get install postfix/python3
 #   BENCH_SKIP_BUILD=1       don't cargo build --release
 #   MXGATE_BIN               mxgate binary     [<repo>/target/release/mxgate]
 #   BENCH_DIR                scratch dir (queues, logs)  [mktemp in /var/tmp]
 #   BENCH_KEEP=1             keep BENCH_DIR afterwards (logs, queues)
+#   BENCH_ENFORCE_TARGETS=1  exit 3 when a target (ratio >= 2 @10KB, RSS < 20 KB) is missed
 #   BENCH_RESULTS            results file        [bench/results/latest.md]
 #   Ports (all on 127.0.0.1): BENCH_PF_PORT [2626] BENCH_MX_PORT [2525]
 #     BENCH_SINK_PORT [2700] BENCH_PROBE_PORT [2701] BENCH_ADMIN_PORT [8025]
@@ -37,16 +47,18 @@ ROOT=$(dirname "$HERE")
 
 QUICK=${BENCH_QUICK:-0}
 if [[ "$QUICK" == 1 ]]; then
-  N_10K=${BENCH_N_10K:-1500}; N_100K=${BENCH_N_100K:-400}; REPEAT=${BENCH_REPEAT:-1}
+  N_10K=${BENCH_N_10K:-3000}; N_100K=${BENCH_N_100K:-800}; REPEAT=${BENCH_REPEAT:-1}
 else
-  N_10K=${BENCH_N_10K:-5000}; N_100K=${BENCH_N_100K:-2000}; REPEAT=${BENCH_REPEAT:-3}
+  N_10K=${BENCH_N_10K:-20000}; N_100K=${BENCH_N_100K:-5000}; REPEAT=${BENCH_REPEAT:-3}
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+if [[ "$QUICK" == 1 ]]; then QUIET_WAIT=${BENCH_QUIET_WAIT:-0}; else QUIET_WAIT=${BENCH_QUIET_WAIT:-300}; fi
+QUIET_PCT=${BENCH_QUIET_PCT:-10}
 SESSIONS=${BENCH_SESSIONS:-20}
 SOURCE_OPTS=${BENCH_SOURCE_OPTS:-}
-SYSTEMS=${BENCH_SYSTEMS:-postfix mxgate}
+SYSTEMS=${BENCH_SYSTEMS:-direct postfix mxgate}
 SIZES=${BENCH_SIZES:-10240 102400}
-PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-0.05}
+PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-0.1}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
 MXGATE_BIN=${MXGATE_BIN:-$ROOT/target/release/mxgate}
 RESULTS=${BENCH_RESULTS:-$HERE/results/latest.md}
@@ -148,6 +160,7 @@ smtp_dns_support_level = disabled
 maillog_file = $PF_DIR/postfix.log
 biff = no
 EOF
+  [[ -z "${BENCH_POSTFIX_EXTRA:-}" ]] || printf '# BENCH_POSTFIX_EXTRA\n%b\n' "$BENCH_POSTFIX_EXTRA" >>"$PF_DIR/etc/main.cf"
   # Debian's master.cf with chroot off everywhere and the smtpd listener moved
   # from *:25 to 127.0.0.1:$PF_PORT.
   awk -v port="$PF_PORT" '
@@ -212,6 +225,7 @@ nameservers = ["127.0.0.1:53"]
 [log]
 level = "warn"
 EOF
+  [[ -z "${BENCH_MXGATE_EXTRA:-}" ]] || printf '# BENCH_MXGATE_EXTRA\n%b\n' "$BENCH_MXGATE_EXTRA" >>"$MX_DIR/mxgate.toml"
   ulimit -n "$NOFILE"
   "$MXGATE_BIN" serve --config "$MX_DIR/mxgate.toml" >"$MX_DIR/mxgate.log" 2>&1 &
   MX_PID=$!
@@ -263,6 +277,7 @@ run_load() {
   mkdir -p "$d"
   chmod 755 "$BENCH_DIR" "$BENCH_DIR/runs" "$d"
   case $sys in
+    direct) port=$SINK_PORT ;; # no gateway: the harness's own ceiling
     postfix) pf_start "$BENCH_DIR/pf" || { record_fail "$sys" "$size" "$n" "$rep" "postfix did not start"; return; }; port=$PF_PORT ;;
     mxgate)
       if [[ ! -x "$MXGATE_BIN" ]]; then record_fail "$sys" "$size" "$n" "$rep" "no mxgate binary"; return; fi
@@ -281,17 +296,27 @@ run_load() {
   ) &
   wait_port "$SINK_PORT" 10 || log "smtp-sink is not listening on $SINK_PORT"
 
-  # Latency probe and its recording sink.
-  timeout $((RUN_TIMEOUT + 120)) "$PY" "$HERE/probe.py" --gateway "127.0.0.1:$port" \
-    --listen "127.0.0.1:$PROBE_PORT" --size "$size" --interval "$PROBE_INTERVAL" \
-    --max 100000 --max-seconds "$RUN_TIMEOUT" --stop-file "$d/stop" \
-    --ready-file "$d/probe.ready" --drain 60 --out "$d/probe.json" 2>"$d/probe.err" &
-  PROBE_PID=$!
+  # Latency probe and its recording sink (not for "direct": smtp-sink would
+  # count the probes).
+  PROBE_PID=""
+  if [[ $sys != direct ]]; then
+    timeout $((RUN_TIMEOUT + 120)) "$PY" "$HERE/probe.py" --gateway "127.0.0.1:$port" \
+      --listen "127.0.0.1:$PROBE_PORT" --size "$size" --interval "$PROBE_INTERVAL" \
+      --max 100000 --max-seconds "$RUN_TIMEOUT" --stop-file "$d/stop" \
+      --ready-file "$d/probe.ready" --drain 60 --out "$d/probe.json" 2>"$d/probe.err" &
+    PROBE_PID=$!
+  fi
   local end=$((SECONDS + 10))
-  while [[ ! -f "$d/probe.ready" ]] && ((SECONDS < end)); do sleep 0.02; done
+  while [[ -n "$PROBE_PID" && ! -f "$d/probe.ready" ]] && ((SECONDS < end)); do sleep 0.02; done
 
+  if ((QUIET_WAIT > 0)); then
+    local q
+    q=$("$PY" "$HERE/cpuwatch.py" quiet --ours $$ --max-wait "$QUIET_WAIT" --threshold "$QUIET_PCT")
+    [[ $q == *'"quiet": true'* ]] || log "WARNING: machine still busy after ${QUIET_WAIT}s: $q"
+  fi
   log "$sys size=$size n=$n rep=$rep: smtp-source -s $SESSIONS -l $size -m $n $SOURCE_OPTS"
   local t0 t1 src_rc=0
+  "$PY" "$HERE/cpuwatch.py" snap "$d/cpu.snap" --ours $$
   t0=$EPOCHREALTIME
   # shellcheck disable=SC2086
   timeout "$RUN_TIMEOUT" smtp-source -s "$SESSIONS" -l "$size" -m "$n" $SOURCE_OPTS \
@@ -303,6 +328,7 @@ run_load() {
   local deadline
   deadline=$("$PY" -c "print(int($t0 + $RUN_TIMEOUT))")
   while [[ ! -f "$d/sink.done" ]] && (($(date +%s) < deadline)); do sleep 0.05; done
+  "$PY" "$HERE/cpuwatch.py" diff "$d/cpu.snap" --ours $$ >"$d/cpu.json" || echo '{}' >"$d/cpu.json"
   touch "$d/stop"
   local sink_rc="" t2="" got
   if [[ -f "$d/sink.done" ]]; then
@@ -313,7 +339,7 @@ run_load() {
   fi
   got=$(tr '\r' '\n' <"$d/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
   got=${got:-0}
-  wait "$PROBE_PID" 2>/dev/null || true
+  [[ -z "$PROBE_PID" ]] || wait "$PROBE_PID" 2>/dev/null || true
   PROBE_PID=""
 
   # Stop the gateway; keep its log for the report.
@@ -332,7 +358,7 @@ probe = {}
 try:
     probe = json.load(open(d + "/probe.json"))
 except Exception as e:
-    probe = {"error": "probe produced no result: %s" % e}
+    probe = {} if "$sys" == "direct" else {"error": "probe produced no result: %s" % e}
 src_tail = open(d + "/source.out", errors="replace").read()[-600:]
 t0, t1, t2 = float("$t0"), float("$t1"), ("$t2" and float("$t2")) or None
 row = {
@@ -348,20 +374,27 @@ row = {
     "dir": d,
 }
 row["msgs_per_s"] = ($n / row["e2e_s"]) if row["e2e_s"] else None
+try:
+    row["foreign_cpu"] = json.load(open(d + "/cpu.json"))
+except Exception:
+    row["foreign_cpu"] = {}
+row["disturbed"] = (row["foreign_cpu"].get("foreign_pct") or 0) >= $QUIET_PCT
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps(row) + "\n")
 print(f"  -> complete={row['complete']} got={row['sink_got']}/{$n} "
       f"e2e={row['e2e_s'] and round(row['e2e_s'], 2)}s "
       f"rate={row['msgs_per_s'] and round(row['msgs_per_s'], 1)}/s "
-      f"ingress={round(row['ingress_s'], 2)}s src_rc={$src_rc} "
+      f"ingress={round(row['ingress_s'], 2)}s src_rc={$src_rc} " + (
       f"probe p50={probe.get('e2e_p50_ms') and round(probe['e2e_p50_ms'], 1)}ms "
       f"p99={probe.get('e2e_p99_ms') and round(probe['e2e_p99_ms'], 1)}ms "
-      f"({probe.get('arrived')}/{probe.get('sent')} arrived, {probe.get('errors')} errors)",
-      file=sys.stderr)
+      f"({probe.get('arrived')}/{probe.get('sent')} arrived, {probe.get('errors')} errors)"
+      if "$sys" != "direct" else "(no probe)") +
+      f" foreign_cpu={row['foreign_cpu'].get('foreign_pct')}%"
+      + (f" DISTURBED by {row['foreign_cpu'].get('top')}" if row["disturbed"] else ""), file=sys.stderr)
 EOF
-  if [[ $src_rc != 0 ]]; then
+  if [[ $src_rc != 0 && $sys != direct ]]; then
     log "smtp-source exit $src_rc; last output:"; tail -5 "$d/source.out" >&2
-  fi
+  fi # (direct: smtp-sink exits at the n-th message, cutting sessions still open)
   if [[ -s "$gwlog" && $sys == mxgate ]]; then
     local nl; nl=$(wc -l <"$gwlog")
     ((nl > 0)) && { log "mxgate log ($nl lines at level warn), last lines:"; tail -5 "$gwlog" >&2; }
@@ -376,7 +409,8 @@ record_fail() { # sys size n rep why
 
 # ------------------------------------------------------------ idle RSS test
 run_rss() { # mode
-  local mode=$1 d="$BENCH_DIR/rss-$mode"
+  local mode=$1
+  local d="$BENCH_DIR/rss-$mode"
   mkdir -p "$d"
   if [[ ! -x "$MXGATE_BIN" ]] || ! mx_start "$BENCH_DIR/mx"; then
     echo "{\"mode\": \"$mode\", \"error\": \"mxgate did not start\"}" >"$d/rss.json"
@@ -404,16 +438,6 @@ main() {
     port_busy "$p" && die "port 127.0.0.1:$p is in use; set BENCH_*_PORT"
   done
 
-  if [[ "${BENCH_SKIP_BUILD:-0}" != 1 && "$SYSTEMS $IDLE_CONNS" == *mxgate* ]]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release 2>&1 | tail -3) >&2
-  fi
-  [[ -x "$MXGATE_BIN" ]] || log "WARNING: $MXGATE_BIN missing: mxgate figures will be absent"
-
-  NOFILE=65536
-  ulimit -n "$NOFILE" 2>/dev/null || { NOFILE=$(ulimit -Hn); ulimit -n "$NOFILE"; }
-  ((NOFILE > IDLE_CONNS + 500)) || log "WARNING: ulimit -n $NOFILE is low for $IDLE_CONNS connections"
-
   if [[ -z "${BENCH_DIR:-}" ]]; then
     BENCH_DIR=$(mktemp -d /var/tmp/mxbench.XXXXXX)
     BENCH_DIR_CREATED=$BENCH_DIR
@@ -422,6 +446,32 @@ main() {
   chmod 755 "$BENCH_DIR"
   trap stop_all EXIT
   trap 'exit 130' INT TERM
+
+  if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]] && [[ "$SYSTEMS" == *mxgate* || "${BENCH_SKIP_RSS:-0}" != 1 ]]; then
+    log "cargo build --release (log: $BENCH_DIR/build.log)"
+    if ! (cd "$ROOT" && cargo build --release) >"$BENCH_DIR/build.log" 2>&1; then
+      tail -20 "$BENCH_DIR/build.log" >&2
+      BENCH_KEEP=1
+      die "cargo build --release failed: not benchmarking a stale binary"
+    fi
+  fi
+  MX_REV="none"
+  if [[ -x "$MXGATE_BIN" ]]; then
+    # Benchmark a private copy: a rebuild during the run must not swap binaries.
+    MX_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo uncommitted)"
+    [[ -z "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]] \
+      || MX_REV="$MX_REV+uncommitted-changes"
+    cp "$MXGATE_BIN" "$BENCH_DIR/mxgate"
+    MXGATE_BIN="$BENCH_DIR/mxgate"
+    log "mxgate $MX_REV (sha256 $(sha256sum "$MXGATE_BIN" | cut -c1-12))"
+  else
+    log "WARNING: $MXGATE_BIN missing: mxgate figures will be absent"
+  fi
+
+  NOFILE=65536
+  ulimit -n "$NOFILE" 2>/dev/null || { NOFILE=$(ulimit -Hn); ulimit -n "$NOFILE"; }
+  ((NOFILE > IDLE_CONNS + 500)) || log "WARNING: ulimit -n $NOFILE is low for $IDLE_CONNS connections"
+
   RUNS="$BENCH_DIR/runs.jsonl"
   : >"$RUNS"
   log "scratch dir $BENCH_DIR; sizes: $SIZES; systems: $SYSTEMS; repeat $REPEAT"
@@ -442,12 +492,18 @@ main() {
   fi
 
   mkdir -p "$(dirname "$RESULTS")"
+  local rc=0
   "$PY" "$HERE/report.py" --runs "$RUNS" --rss-plain "$BENCH_DIR/rss-plain.json" \
     --rss-starttls "$BENCH_DIR/rss-starttls.json" --out "$RESULTS" \
-    --quick "$QUICK" --mxgate-bin "$MXGATE_BIN" --repo "$ROOT" \
+    --quick "$QUICK" --mxgate-rev "$MX_REV" --repo "$ROOT" \
     --idle-conns "$IDLE_CONNS" --sessions "$SESSIONS" --source-opts "$SOURCE_OPTS" \
-    --probe-interval "$PROBE_INTERVAL"
+    --probe-interval "$PROBE_INTERVAL" --quiet-pct "$QUIET_PCT" --enforce-targets "${BENCH_ENFORCE_TARGETS:-0}" || rc=$?
   cp "$RUNS" "$(dirname "$RESULTS")/$(basename "$RESULTS" .md).runs.jsonl"
+  if ((rc != 0)); then
+    BENCH_KEEP=1
+    log "exit $rc: $( ((rc == 2)) && echo 'a run failed' || echo 'a target was missed') (scratch dir kept for its logs)"
+  fi
+  return "$rc"
 }
 
 main "$@"

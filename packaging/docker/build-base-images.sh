@@ -21,8 +21,15 @@
 #   RUST_TOOLCHAIN_DIR  toolchain to copy          (resolved via rustup/rustc)
 #   DEBIAN_MIRROR       mirror for debootstrap     (http://deb.debian.org/debian)
 #   WORKDIR             scratch directory          (a mktemp dir, removed on exit)
+#   EXTRA_CA_DIR        extra CA certificates (*.crt) the build must trust to
+#                       reach crates.io, e.g. a TLS-intercepting proxy's
+#                       (/usr/local/share/ca-certificates, when it has any)
 #   FORCE=1             rebuild even when the images exist
 set -euo pipefail
+
+# Bump when what this script puts into the images changes: images made by an
+# older revision are rebuilt.
+REVISION=2
 
 DEBIAN_IMAGE=${DEBIAN_IMAGE:-debian:bookworm-slim}
 RUST_IMAGE=${RUST_IMAGE:-rust:1.95-slim-bookworm}
@@ -35,7 +42,13 @@ TARGET_TRIPLE=x86_64-unknown-linux-gnu
 log() { printf '[build-base-images] %s\n' "$*" >&2; }
 die() { printf '[build-base-images] ERROR: %s\n' "$*" >&2; exit 1; }
 
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+# Remove an image we replaced, when nothing else uses it (errors ignored).
+drop_old() { [ -n "$1" ] && docker rmi "$1" >/dev/null 2>&1 || true; }
+old_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+image_current() {
+    [ "$(docker image inspect -f '{{index .Config.Labels "mxgate.base-images.revision"}}' "$1" 2>/dev/null)" = "$REVISION" ]
+}
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap needs it)"
 command -v docker >/dev/null || die "docker CLI not found"
@@ -62,10 +75,12 @@ ensure_pkg() { # ensure_pkg COMMAND PACKAGE
 # debian:bookworm-slim
 # --------------------------------------------------------------------------
 build_debian() {
-    if image_exists "$DEBIAN_IMAGE" && [ "$FORCE" != 1 ]; then
+    if image_current "$DEBIAN_IMAGE" && [ "$FORCE" != 1 ]; then
         log "$DEBIAN_IMAGE exists, skipping"
         return 0
     fi
+    local old
+    old=$(old_id "$DEBIAN_IMAGE")
     ensure_pkg debootstrap debootstrap
     [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || ensure_pkg /nonexistent debian-archive-keyring
 
@@ -141,9 +156,11 @@ EOF
         docker import \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             --change 'CMD ["bash"]' \
+            --change "LABEL mxgate.base-images.revision=$REVISION" \
             --message "debootstrap --variant=minbase $DEBIAN_SUITE (local stand-in for the registry image)" \
             - "$DEBIAN_IMAGE" >/dev/null
     rm -rf "$rootfs"
+    drop_old "$old"
     log "$DEBIAN_IMAGE: $(docker image inspect -f '{{.Size}}' "$DEBIAN_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 
@@ -167,11 +184,12 @@ find_toolchain() {
 }
 
 build_rust() {
-    if image_exists "$RUST_IMAGE" && [ "$FORCE" != 1 ]; then
+    if image_current "$RUST_IMAGE" && [ "$FORCE" != 1 ]; then
         log "$RUST_IMAGE exists, skipping"
         return 0
     fi
-    local tc
+    local tc old
+    old=$(old_id "$RUST_IMAGE")
     tc=$(find_toolchain)
     [ -x "$tc/bin/rustc" ] && [ -x "$tc/bin/cargo" ] || die "toolchain $tc lacks bin/rustc or bin/cargo"
     [ -d "$tc/lib/rustlib/$TARGET_TRIPLE/lib" ] || die "toolchain $tc lacks rust-std for $TARGET_TRIPLE"
@@ -209,6 +227,25 @@ build_rust() {
     # drop components we don't ship (docs, clippy, rustfmt manifests)
     rm -f "$ctx"/toolchain/lib/rustlib/manifest-{rust-docs,clippy-preview,rustfmt-preview}-*
 
+    # Extra CAs (a TLS-intercepting egress proxy's, say) go into a bundle that
+    # only cargo uses (CARGO_HTTP_CAINFO), so the system store, which the
+    # mxgate image copies, stays Debian's.
+    local extra_ca_dir=${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
+    mkdir -p "$ctx/extra-ca"
+    local n_ca=0
+    if [ -d "$extra_ca_dir" ]; then
+        for f in "$extra_ca_dir"/*.crt "$extra_ca_dir"/*/*.crt; do
+            [ -f "$f" ] || continue
+            cp "$f" "$ctx/extra-ca/$(printf '%02d' "$n_ca")-$(basename "$f")"
+            n_ca=$((n_ca + 1))
+        done
+    fi
+    log "extra CA certificates for cargo: $n_ca (from $extra_ca_dir)"
+    local ca_env=""
+    if [ "$n_ca" -gt 0 ]; then
+        ca_env="ENV CARGO_HTTP_CAINFO=/usr/local/share/cargo-ca/bundle.pem"
+    fi
+
     cat >"$ctx/Dockerfile" <<EOF
 ARG BASE_IMAGE=$DEBIAN_IMAGE
 FROM \${BASE_IMAGE}
@@ -228,12 +265,20 @@ RUN set -eux; \\
     done; \\
     chmod -R a+w /usr/local/cargo; \\
     rustc --version; cargo --version
+COPY extra-ca/ /usr/local/share/cargo-ca/
+RUN set -eu; \\
+    if ls /usr/local/share/cargo-ca/*.crt >/dev/null 2>&1; then \\
+        cat /etc/ssl/certs/ca-certificates.crt /usr/local/share/cargo-ca/*.crt > /usr/local/share/cargo-ca/bundle.pem; \\
+    fi
+$ca_env
+LABEL mxgate.base-images.revision=$REVISION
 CMD ["bash"]
 EOF
     log "building $RUST_IMAGE"
     docker build --network host --build-arg BASE_IMAGE="$DEBIAN_IMAGE" -t "$RUST_IMAGE" "$ctx" \
         >"$WORKDIR/rust-build.log" 2>&1 || { tail -40 "$WORKDIR/rust-build.log" >&2; die "building $RUST_IMAGE failed"; }
     rm -rf "$ctx"
+    drop_old "$old"
     log "$RUST_IMAGE: $(docker image inspect -f '{{.Size}}' "$RUST_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 

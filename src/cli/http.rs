@@ -9,6 +9,13 @@ pub struct HttpResponse {
 }
 
 pub async fn request(base: &str, method: &str, path: &str, token: Option<&str>) -> Result<HttpResponse, String> {
+    match tokio::time::timeout(std::time::Duration::from_secs(30), exchange(base, method, path, token)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("the admin listener at {base} did not answer within 30s")),
+    }
+}
+
+async fn exchange(base: &str, method: &str, path: &str, token: Option<&str>) -> Result<HttpResponse, String> {
     let hostport = base.trim_start_matches("http://").trim_end_matches('/');
     if base.starts_with("https://") {
         return Err("https admin URLs are not supported by this client".into());

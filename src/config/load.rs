@@ -29,7 +29,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     if !path.is_file() {
         return Err(err(None, "cannot read the file (missing or not a regular file)".into()));
     }
+    // Only MXGATE_<SECTION>__<KEY> variables configure the gateway; others
+    // with the prefix (MXGATE_ADMIN_URL for the CLI) are not config keys.
+    let vars: config::Map<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MXGATE_") && k.contains("__")).collect();
     let env = config::Environment::with_prefix("MXGATE")
+        .source(Some(vars))
         .prefix_separator("_")
         .separator("__")
         .try_parsing(true)

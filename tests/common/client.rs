@@ -23,6 +23,11 @@ impl Client {
         c
     }
 
+    /// A client over an already established stream.
+    pub fn over(io: Box<dyn Io>) -> Client {
+        Client { io, buf: Vec::new(), greeting: String::new() }
+    }
+
     /// Sends a command and asserts the reply starts with `expect`.
     pub async fn say(&mut self, line: &str, expect: &str) -> String {
         self.send(&format!("{line}\r\n")).await;

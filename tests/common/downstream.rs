@@ -33,8 +33,10 @@ pub struct Behaviour {
     pub unknown_users: Vec<String>,
     /// Answer 554 at the end of DATA, always.
     pub reject_data: bool,
-    /// Offer STARTTLS with a self-signed certificate.
+    /// Offer STARTTLS with a self-signed certificate...
     pub starttls: bool,
+    /// ...or with this one: (certificate PEM, key PEM).
+    pub cert: Option<(String, String)>,
 }
 
 pub struct Downstream {
@@ -118,7 +120,7 @@ fn serve(
                 "250 downstream.test\r\n".into()
             } else if upper == "STARTTLS" {
                 let _ = io.get_mut().write_all(b"220 go ahead\r\n").await;
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls_config());
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls_config(behaviour.cert.as_ref()));
                 let inner = io.into_inner();
                 if let Ok(t) = acceptor.accept(inner).await {
                     serve(Box::new(t), msgs, b, true).await;
@@ -192,8 +194,14 @@ fn addr_of(cmd: &str) -> String {
     s[..end].trim_matches(['<', '>']).to_string()
 }
 
-fn tls_config() -> Arc<rustls::ServerConfig> {
-    let (certs, key) = mxgate::tls::self_signed("downstream.test").unwrap();
+fn tls_config(pem: Option<&(String, String)>) -> Arc<rustls::ServerConfig> {
+    let (certs, key) = match pem {
+        Some((cert, key)) => (
+            rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap(),
+            rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap(),
+        ),
+        None => mxgate::tls::self_signed("downstream.test").unwrap(),
+    };
     let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()

@@ -45,11 +45,13 @@ impl Gateway {
     }
 }
 
-/// Writes a config file; `extra` may add keys under new section headers, or
-/// override base keys by repeating the section with `[smtp]` etc. is not
-/// allowed in TOML, so base sections take `smtp_extra`-style placeholders.
+/// Writes a config file for a gateway on `smtp`/`admin` relaying to
+/// `downstream`; see `split_extra` for `extra`.
 pub fn write_config(dir: &Path, smtp: &str, admin: &str, downstream: SocketAddr, extra: &str) -> PathBuf {
-    let (smtp_extra, relay_extra, rest) = split_extra(extra);
+    let (smtp_extra, mut relay_extra, rest) = split_extra(extra);
+    if !relay_extra.contains("tls =") {
+        relay_extra.insert_str(0, "tls = \"none\"\n");
+    }
     let text = format!(
         r#"[smtp]
 listen = "{smtp}"
@@ -59,7 +61,6 @@ hostname = "mx.gateway.test"
 domains = ["example.test", "other.test"]
 downstream = "{downstream}"
 outbound = "{downstream}"
-tls = "none"
 {relay_extra}
 [storage]
 path = "{data}"
@@ -93,6 +94,38 @@ fn split_extra(extra: &str) -> (String, String, String) {
         }
     }
     (smtp, relay, rest)
+}
+
+/// Runs the real `mxgate` binary (without blocking the runtime the gateway
+/// under test runs on) and returns its exit status, stdout and stderr.
+pub async fn mxgate(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxgate")).args(args).output().await.expect("run mxgate");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `mxgate queue show ID --json` against a gateway's admin listener.
+pub async fn queue_show(admin: SocketAddr, id: &str) -> Option<serde_json::Value> {
+    let url = format!("http://{admin}");
+    let (ok, out, _) = mxgate(&["queue", "show", id, "--json", "--url", &url]).await;
+    ok.then(|| serde_json::from_str(&out).expect("JSON from queue show"))
+}
+
+/// Polls an async condition until it holds, up to `secs` seconds.
+pub async fn eventually<F: std::future::Future<Output = bool>>(secs: u64, mut f: impl FnMut() -> F) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The queue id named by a final "250 2.0.0 Ok: queued as ID" reply.
+pub fn queue_id(reply: &str) -> String {
+    assert!(reply.starts_with("250"), "{reply}");
+    reply.trim().rsplit(' ').next().unwrap().to_string()
 }
 
 /// Polls `f` until it returns true, up to `secs` seconds.
