@@ -36,6 +36,18 @@ impl Client {
         r
     }
 
+    /// Sends a command and returns the reply, "" if the connection broke.
+    pub async fn say_soft(&mut self, line: &str) -> String {
+        self.send_soft(&format!("{line}\r\n")).await;
+        self.reply().await
+    }
+
+    /// Sends without panicking on a broken connection.
+    pub async fn send_soft(&mut self, raw: &str) {
+        let _ = self.io.write_all(raw.as_bytes()).await;
+        let _ = self.io.flush().await;
+    }
+
     pub async fn send(&mut self, raw: &str) {
         self.send_bytes(raw.as_bytes()).await;
     }
@@ -75,7 +87,7 @@ impl Client {
                 return Some(String::from_utf8_lossy(&line).trim_end().to_string());
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(20), self.io.read(&mut chunk)).await.expect("reply within 20s").ok()?;
+            let n = tokio::time::timeout(Duration::from_secs(20), self.io.read(&mut chunk)).await.expect("reply within 20s").unwrap_or(0);
             if n == 0 {
                 return None;
             }

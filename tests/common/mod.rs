@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod downstream;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
