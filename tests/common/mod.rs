@@ -49,7 +49,7 @@ impl Gateway {
 /// Writes a config file for a gateway on `smtp`/`admin` relaying to
 /// `downstream`; see `split_extra` for `extra`.
 pub fn write_config(dir: &Path, smtp: &str, admin: &str, downstream: SocketAddr, extra: &str) -> PathBuf {
-    let (smtp_extra, mut relay_extra, rest) = split_extra(extra);
+    let (smtp_extra, mut relay_extra, admin_extra, rest) = split_extra(extra);
     if !relay_extra.contains("tls =") {
         relay_extra.insert_str(0, "tls = \"none\"\n");
     }
@@ -67,6 +67,7 @@ outbound = "{downstream}"
 path = "{data}"
 [admin]
 listen = "{admin}"
+{admin_extra}
 [log]
 level = "warn"
 {rest}
@@ -78,15 +79,16 @@ level = "warn"
     path
 }
 
-/// `extra` may contain lines under `@smtp` and `@relay` markers that go into
-/// those base sections; everything after a `@rest` marker is appended.
-fn split_extra(extra: &str) -> (String, String, String) {
-    let (mut smtp, mut relay, mut rest) = (String::new(), String::new(), String::new());
+/// `extra` may contain lines under `@smtp`, `@relay` and `@admin` markers that
+/// go into those base sections; everything after a `@rest` marker is appended.
+fn split_extra(extra: &str) -> (String, String, String, String) {
+    let (mut smtp, mut relay, mut admin, mut rest) = (String::new(), String::new(), String::new(), String::new());
     let mut target = &mut rest;
     for line in extra.lines() {
         match line.trim() {
             "@smtp" => target = &mut smtp,
             "@relay" => target = &mut relay,
+            "@admin" => target = &mut admin,
             "@rest" => target = &mut rest,
             _ => {
                 target.push_str(line);
@@ -94,7 +96,7 @@ fn split_extra(extra: &str) -> (String, String, String) {
             }
         }
     }
-    (smtp, relay, rest)
+    (smtp, relay, admin, rest)
 }
 
 /// Runs the real `mxgate` binary (without blocking the runtime the gateway
