@@ -33,7 +33,8 @@
 #   BENCH_DIR                scratch dir (queues, logs)  [mktemp in /var/tmp]
 #   BENCH_KEEP=1             keep BENCH_DIR afterwards (logs, queues)
 #   BENCH_ENFORCE_TARGETS=1  exit 3 when a target (ratio >= 2 @10KB, RSS < 20 KB) is missed
-#   BENCH_RESULTS            results file        [bench/results/latest.md]
+#   BENCH_RESULTS            results file
+#                            [bench/results/latest.md | bench/results/quick.md]
 #   Ports (all on 127.0.0.1): BENCH_PF_PORT [2626] BENCH_MX_PORT [2525]
 #     BENCH_SINK_PORT [2700] BENCH_PROBE_PORT [2701] BENCH_ADMIN_PORT [8025]
 #
@@ -61,7 +62,7 @@ SIZES=${BENCH_SIZES:-10240 102400}
 PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-0.1}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
 MXGATE_BIN=${MXGATE_BIN:-$ROOT/target/release/mxgate}
-RESULTS=${BENCH_RESULTS:-$HERE/results/latest.md}
+if [[ "$QUICK" == 1 ]]; then RESULTS=${BENCH_RESULTS:-$HERE/results/quick.md}; else RESULTS=${BENCH_RESULTS:-$HERE/results/latest.md}; fi
 PF_PORT=${BENCH_PF_PORT:-2626}
 MX_PORT=${BENCH_MX_PORT:-2525}
 SINK_PORT=${BENCH_SINK_PORT:-2700}

@@ -47,6 +47,11 @@ fn init_logging(cfg: &Config) {
 }
 
 async fn serve(cfg: Config) -> ExitCode {
+    // Handlers first: a SIGTERM that arrives while starting must not kill
+    // the process before it can shut down cleanly.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let running = match mxgate::server::start(cfg).await {
         Ok(r) => r,
         Err(e) => {
@@ -54,17 +59,10 @@ async fn serve(cfg: Config) -> ExitCode {
             return fail(&e);
         }
     };
-    wait_for_signal().await;
-    running.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
+    running.shutdown().await;
+    ExitCode::SUCCESS
 }

@@ -166,12 +166,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let cfg = &self.shared.cfg.smtp;
         let mut shutdown = self.shared.shutdown.clone();
         let read = tokio::time::timeout(cfg.command_timeout, self.buf.read_line(&mut self.io, cfg.max_command_line));
+        // Shutdown first: a command already buffered gets 421, not service.
         let line = tokio::select! {
-            r = read => r,
+            biased;
             _ = super::stopped(&mut shutdown) => {
                 self.reply(replies::shutting_down(&self.shared.cfg.smtp.hostname));
                 return Err("shutdown");
             }
+            r = read => r,
         };
         match line {
             Ok(Ok(l)) => Ok(Some(l)),
