@@ -19,6 +19,8 @@ work for everyone: I/O, networking). Everything else is foreign. A process's
 CPU includes that of its children it has reaped (cutime/cstime), so a
 compiler that starts and ends within the run is counted through its parent
 (except for init, whose reaped orphans include our own stopped daemons).
+Reaped CPU may have been spent before the window, so a share above 100 % is
+possible: read it as "something else was busy", not as an exact figure.
 """
 
 import argparse

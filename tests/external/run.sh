@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Tests with real outside clients: swaks (STARTTLS, pipelining, BDAT-less
+# plain SMTP, relay refusal) against the real binary, relaying to a recording
+# sink. Installs what it needs. Traffic stays on 127.0.0.1.
+# Usage: tests/external/run.sh [path/to/mxgate]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${1:-target/debug/mxgate}
+[ -x "$BIN" ] || cargo build --quiet
+if ! command -v swaks >/dev/null || ! perl -MNet::SSLeay -e1 2>/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swaks libnet-ssleay-perl libio-socket-ssl-perl >/dev/null
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+mkdir -p "$work/sink"
+python3 tests/docker/sink.py --listen 127.0.0.1 --port 0 --dir "$work/sink" --port-file "$work/sink.port" 2>"$work/sink.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/sink.port" ] && break; sleep 0.1; done
+SINK=$(cat "$work/sink.port")
+SMTP=$(free_port); ADMIN=$(free_port)
+cat > "$work/mxgate.toml" <<CFG
+[smtp]
+listen = "127.0.0.1:$SMTP"
+hostname = "mx.external.test"
+[relay]
+domains = ["example.test"]
+downstream = "127.0.0.1:$SINK"
+[storage]
+path = "$work/data"
+[admin]
+listen = "127.0.0.1:$ADMIN"
+CFG
+"$BIN" serve --config "$work/mxgate.toml" 2>"$work/mxgate.log" &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$SMTP) 2>/dev/null && break; sleep 0.1; done
+
+passed=0; failed=0
+ok()   { echo "ok   - $1"; passed=$((passed+1)); }
+fail() { echo "FAIL - $1"; failed=$((failed+1)); sed 's/^/     /' "$work/last.out" | tail -25; }
+delivered() { # wait until the sink holds N messages
+  for _ in $(seq 100); do [ "$(ls "$work/sink"/*.eml 2>/dev/null | wc -l)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
+
+s=(swaks --server 127.0.0.1 --port "$SMTP" --from a@sender.test --helo swaks.test)
+
+# 1. STARTTLS, then a whole transaction over TLS.
+if "${s[@]}" --to b@example.test --tls --header "Subject: swaks tls" >"$work/last.out" 2>&1 \
+   && grep -q "250 2.0.0 Ok: queued as" "$work/last.out" && delivered 1 \
+   && grep -q "with ESMTPS id" "$work"/sink/000001.eml; then ok "swaks STARTTLS delivers over TLS"; else fail "swaks STARTTLS"; fi
+
+# 2. TLS 1.2 explicitly.
+if "${s[@]}" --to b@example.test --tls --tls-protocol tlsv1_2 >"$work/last.out" 2>&1 \
+   && grep -q "TLS started with cipher TLSv1.2" "$work/last.out"; then ok "TLS 1.2 handshake"; else fail "TLS 1.2 handshake"; fi
+
+# 3. TLS 1.0 and 1.1 are refused (rustls implements TLS 1.2+ only).
+if ! "${s[@]}" --to b@example.test --tls --tls-protocol 'tlsv1,tlsv1_1' >"$work/last.out" 2>&1 \
+   && ! grep -q "TLS started" "$work/last.out"; then ok "TLS 1.0/1.1 refused"; else fail "TLS 1.0/1.1 refused"; fi
+
+# 4. PIPELINING.
+if "${s[@]}" --to b@example.test --pipeline >"$work/last.out" 2>&1 \
+   && grep -q "250 2.0.0 Ok: queued as" "$work/last.out"; then ok "swaks --pipeline"; else fail "swaks --pipeline"; fi
+
+# 5. No open relay.
+if ! "${s[@]}" --to victim@elsewhere.test >"$work/last.out" 2>&1 \
+   && grep -q "550 5.7.1" "$work/last.out"; then ok "relay refused with 550 5.7.1"; else fail "relay refusal"; fi
+
+# 6. The queue CLI sees an empty queue once everything is delivered.
+delivered 3 || true
+if "$BIN" queue list --config "$work/mxgate.toml" >"$work/last.out" 2>&1 && grep -q "queue is empty" "$work/last.out"; then
+  ok "queue list after delivery"; else fail "queue list after delivery"; fi
+
+echo "external: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
