@@ -4,7 +4,7 @@
 use super::client::{Failure, RcptResults};
 use super::route::{self, NextHop};
 use super::Ctx;
-use crate::store::{QueueEntry, RcptStatus};
+use crate::store::{QueueEntry, RcptStatus, StoreError};
 use std::collections::HashMap;
 
 /// Runs the attempt and records each recipient's outcome in `entry`.
@@ -12,6 +12,15 @@ pub async fn attempt(ctx: &Ctx, entry: &mut QueueEntry) {
     let body = match ctx.store.body(&entry.id).await {
         Ok(b) => b,
         Err(e) => {
+            // A body that fails its checksum will not heal: fail it now
+            // (the sender gets a DSN) instead of retrying until expiry.
+            if matches!(e, StoreError::Corrupt(..)) {
+                tracing::error!(queue_id = %entry.id, error = %e, "message body is corrupt");
+                for r in entry.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+                    r.status = RcptStatus::Failed;
+                    r.last_reply = Some("554 5.3.0 message damaged in the queue".into());
+                }
+            }
             entry.last_error = Some(format!("reading the message: {e}"));
             return;
         }

@@ -225,11 +225,17 @@ impl Writer {
         }
     }
 
-    /// Bodies first, then the index that points at them.
+    /// One durable point per batch. The spool bytes are written, then the
+    /// index batch (sled syncs its log with sync_file_range, which does not
+    /// flush the disk's write cache), then the spool's fdatasync, whose cache
+    /// flush also makes the already written index durable. A crash before
+    /// that sync can leave an index entry whose body is incomplete; no 250
+    /// was given for it, and the record's checksum marks it corrupt.
     fn commit(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
-        self.appender.sync()?;
+        self.appender.write()?;
         self.tree.apply_batch(batch).map_err(index_err)?;
         self.db.flush().map_err(index_err)?;
+        self.appender.sync()?;
         Ok(())
     }
 

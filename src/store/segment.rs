@@ -47,6 +47,7 @@ pub struct Appender {
     file: File,
     len: u64,
     buf: Vec<u8>,
+    unsynced: bool,
 }
 
 impl Appender {
@@ -54,10 +55,10 @@ impl Appender {
         let file = OpenOptions::new().create_new(true).append(true).open(segment_path(dir, number))?;
         // The new directory entry must survive a crash too.
         File::open(dir)?.sync_all()?;
-        Ok(Appender { dir: dir.to_owned(), number, file, len: 0, buf: Vec::new() })
+        Ok(Appender { dir: dir.to_owned(), number, file, len: 0, buf: Vec::new(), unsynced: false })
     }
 
-    /// Buffers one record; `sync` writes and makes the buffered records durable.
+    /// Buffers one record; `write` and `sync` take it to the file and the disk.
     pub fn push(&mut self, id: &str, body: &[u8]) -> Location {
         self.buf.extend_from_slice(MAGIC);
         self.buf.extend_from_slice(&(id.len() as u16).to_le_bytes());
@@ -69,16 +70,27 @@ impl Appender {
         Location { segment: self.number, offset, len: body.len() as u64 }
     }
 
-    pub fn sync(&mut self) -> io::Result<()> {
+    /// Writes the buffered records to the file (not yet durable).
+    pub fn write(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         self.file.write_all(&self.buf)?;
-        self.file.sync_data()?;
         self.len += self.buf.len() as u64;
+        self.unsynced = true;
         self.buf.clear();
         if self.buf.capacity() > 4 * 1024 * 1024 {
             self.buf.shrink_to(1024 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.write()?;
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
         }
         Ok(())
     }
