@@ -52,3 +52,22 @@ async fn writes_after_close_are_refused() {
     store.close().await.unwrap();
     assert!(store.enqueue(sample_entry("late"), b"x".to_vec()).await.is_err());
 }
+
+#[tokio::test]
+async fn a_damaged_body_is_reported_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.enqueue(sample_entry("dmg"), b"Subject: x\r\n\r\nintact body\r\n".to_vec()).await.unwrap();
+        store.close().await.unwrap();
+    }
+    // Flip a byte of the body inside its spool segment.
+    let seg = std::fs::read_dir(dir.path().join("spool")).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"intact").unwrap();
+    bytes[at] = b'X';
+    std::fs::write(&seg, bytes).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(matches!(store.body("dmg").await, Err(mxgate::store::StoreError::Corrupt(..))));
+    store.close().await.unwrap();
+}

@@ -79,16 +79,20 @@ fn print_show(e: &Value) {
     println!("id:           {}", s(&e["id"]));
     println!("state:        {}{}", s(&e["state"]), if e["delivering"] == Value::Bool(true) { " (delivering now)" } else { "" });
     println!("why:          {}", s(&e["why"]));
-    println!("received:     {} from {} (helo {}, tls {})", s(&e["received_at"]), s(&e["client_ip"]), s(&e["helo"]), s(&e["tls"]));
+    println!("received:     {} from {} (helo {}, tls {})", date(&e["received_at"]), s(&e["client_ip"]), s(&e["helo"]), s(&e["tls"]));
     println!("sender:       {}", e["sender"].as_str().unwrap_or("<>"));
     println!("size:         {}", s(&e["size"]));
     println!("attempts:     {}", s(&e["attempts"]));
-    println!("next attempt: {}", s(&e["next_attempt"]));
+    println!("next attempt: {}", date(&e["next_attempt"]));
     println!("last error:   {}", s(&e["last_error"]));
     println!("recipients:");
     for r in e["recipients"].as_array().into_iter().flatten() {
         println!("  {:<40} {:<10} {}", s(&r["address"]), s(&r["status"]), s(&r["last_reply"]));
     }
+}
+
+fn date(v: &Value) -> String {
+    v.as_u64().map_or("-".into(), crate::time::rfc5322)
 }
 
 fn truncate(s: &str, n: usize) -> String {
