@@ -121,3 +121,26 @@ async fn recipient_verification_rejects_unknown_users_at_rcpt() {
     c.say("RCPT TO:<someone@example.test>", "451 4.4.3").await;
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_message_that_outlives_max_lifetime_expires_with_a_dsn() {
+    let sink = Downstream::start(Behaviour::default()).await;
+    let dead = Downstream::start(Behaviour::default()).await;
+    let dead_addr = dead.addr;
+    dead.stop();
+    drop(dead);
+    let extra = format!(
+        "@relay\n[relay.routes]\n\"sender.test\" = \"{}\"\n@rest\n[queue]\nmax_lifetime = \"1s\"\nretry_initial = \"1s\"\nretry_max = \"1s\"\n",
+        sink.addr
+    );
+    let gw = Gateway::start(dead_addr, &extra).await;
+    let mut c = gw.client().await;
+    let id = queue_id(&c.send_mail("a@sender.test", &["b@example.test"], &message("expire", "x")).await);
+    let got = sink.wait_for(1, 15).await;
+    assert!(got[0].from.is_empty());
+    let text = got[0].text();
+    assert!(text.contains("message expired in the queue; last error: connect to"), "{text}");
+    assert!(text.contains(&format!("X-Mxgate-Queue-ID: {id}")));
+    assert!(eventually(5, || async { queue_show(gw.admin, &id).await.is_none() }).await);
+    gw.shutdown().await;
+}
