@@ -1,9 +1,9 @@
 //! The shared DNS resolver (hickory), configured from `[dns]`.
 
+use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::TokioResolver;
 use std::net::SocketAddr;
 
 /// `ip` or `ip:port` (port 53 by default); IPv6 as `[::1]:53`.

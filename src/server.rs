@@ -29,13 +29,15 @@ pub struct Running {
 pub async fn start(cfg: Config) -> Result<Running, String> {
     let cfg = Arc::new(cfg);
     let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&cfg.storage.path).map_err(|e| format!("storage.path {}: {e}", cfg.storage.path.display()))?,
+        EmbeddedStore::open(&cfg.storage.path)
+            .map_err(|e| format!("storage.path {}: {e}", cfg.storage.path.display()))?,
     );
     let dns = crate::dns::resolver(&cfg.dns.nameservers)?;
     let queue = Queue::start(cfg.clone(), store.clone(), dns).await.map_err(|e| format!("loading the queue: {e}"))?;
     let tls = crate::tls::server_config(&cfg)?;
     let smtp = TcpListener::bind(cfg.smtp.listen).await.map_err(|e| format!("smtp.listen {}: {e}", cfg.smtp.listen))?;
-    let admin = TcpListener::bind(cfg.admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
+    let admin =
+        TcpListener::bind(cfg.admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
     let smtp_addr = smtp.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
     let (stop, stop_rx) = watch::channel(false);

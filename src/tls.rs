@@ -67,10 +67,9 @@ pub fn client_config(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, String> 
         DownstreamTls::None => return Ok(None),
         // Opportunistic TLS protects against passive listeners only; an
         // unverified certificate is accepted (RFC 7435 §1.3).
-        DownstreamTls::Opportunistic => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
-            .with_no_client_auth(),
+        DownstreamTls::Opportunistic => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider()))).with_no_client_auth()
+        }
         DownstreamTls::Require => {
             let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
             if let Some(ca) = &cfg.relay.tls_ca {

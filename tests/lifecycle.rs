@@ -11,13 +11,25 @@ const FAST: &str = "@rest\n[queue]\nretry_initial = \"1s\"\nretry_max = \"1s\"\n
 async fn malformed_config_names_the_file_and_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str)] = &[
-        ("[smtp]\nlisten = \"127.0.0.1:2525\"\nhostnam = \"x\"\n[relay]\ndomains = [\"a.test\"]\ndownstream = \"127.0.0.1:2526\"\n", "smtp.hostnam"),
-        ("[smtp]\nmax_recipients = \"many\"\n[relay]\ndomains = [\"a.test\"]\ndownstream = \"127.0.0.1:2526\"\n", "smtp.max_recipients"),
+        (
+            "[smtp]\nlisten = \"127.0.0.1:2525\"\nhostnam = \"x\"\n[relay]\ndomains = [\"a.test\"]\ndownstream = \"127.0.0.1:2526\"\n",
+            "smtp.hostnam",
+        ),
+        (
+            "[smtp]\nmax_recipients = \"many\"\n[relay]\ndomains = [\"a.test\"]\ndownstream = \"127.0.0.1:2526\"\n",
+            "smtp.max_recipients",
+        ),
         ("[relay]\ndomains = []\ndownstream = \"127.0.0.1:2526\"\n", "relay.domains"),
         ("[relay]\ndomains = [\"a.test\"]\ndownstream = \"nowhere:port\"\n", "relay.downstream"),
         ("[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n[admin]\nlisten = \"0.0.0.0:8025\"\n", "admin.token"),
-        ("[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n[tls]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.key\"\n", "tls.cert"),
-        ("[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n[queue]\nretry_initial = \"soon\"\n", "queue.retry_initial"),
+        (
+            "[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n[tls]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.key\"\n",
+            "tls.cert",
+        ),
+        (
+            "[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n[queue]\nretry_initial = \"soon\"\n",
+            "queue.retry_initial",
+        ),
         ("[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n[bogus]\nx = 1\n", "bogus"),
     ];
     for (text, key) in cases {

@@ -24,7 +24,10 @@ async fn a_whole_transaction_is_relayed_with_a_trace_header() {
     assert_eq!(got[0].from, "a@sender.test");
     assert_eq!(got[0].rcpts, vec!["b@example.test"]);
     let text = got[0].text();
-    assert!(text.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.gateway.test (mxgate) with ESMTP id "), "{text}");
+    assert!(
+        text.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.gateway.test (mxgate) with ESMTP id "),
+        "{text}"
+    );
     assert!(text.contains(&format!("id {id}\r\n\tfor <b@example.test>;")), "{text}");
     assert!(text.ends_with("\r\n\r\n.leading dot\r\nbody\r\n"), "{text:?}");
     gw.shutdown().await;
@@ -83,7 +86,8 @@ async fn pipelined_transactions_get_replies_in_order() {
     c.expect("250 2.1.5").await;
     c.expect("354").await;
     // Content, the terminator and the next transaction in one write.
-    c.send(&format!("{}.\r\nMAIL FROM:<c@sender.test>\r\nRCPT TO:<d@example.test>\r\nDATA\r\n", message("one", "1"))).await;
+    c.send(&format!("{}.\r\nMAIL FROM:<c@sender.test>\r\nRCPT TO:<d@example.test>\r\nDATA\r\n", message("one", "1")))
+        .await;
     c.expect("250 2.0.0 Ok: queued").await;
     c.expect("250 2.1.0").await;
     c.expect("250 2.1.5").await;

@@ -63,7 +63,8 @@ async fn certificate_from_files_is_served() {
     c.say("EHLO client.test", "250").await;
     c.say("STARTTLS", "220").await;
     let name = rustls::pki_types::ServerName::try_from("mx.gateway.test").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, c.io).await.expect("verified TLS 1.2 handshake");
+    let tls =
+        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, c.io).await.expect("verified TLS 1.2 handshake");
     let mut c = Client::over(Box::new(tls));
     c.say("EHLO client.test", "250").await;
     gw.shutdown().await;
@@ -89,7 +90,11 @@ async fn required_tls_verifies_the_downstream_certificate() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, ck.cert.pem()).unwrap();
     // The route names the host, so the certificate is checked for "localhost".
-    let relay = format!("@relay\ntls = \"require\"\ntls_ca = \"{}\"\n[relay.routes]\n\"other.test\" = \"localhost:{}\"", ca.display(), down.addr.port());
+    let relay = format!(
+        "@relay\ntls = \"require\"\ntls_ca = \"{}\"\n[relay.routes]\n\"other.test\" = \"localhost:{}\"",
+        ca.display(),
+        down.addr.port()
+    );
     let gw = Gateway::start(down.addr, &relay).await;
     let mut c = gw.client().await;
     assert!(c.send_mail("a@sender.test", &["b@other.test"], &message("m", "x")).await.starts_with("250"));
@@ -107,7 +112,8 @@ async fn required_tls_defers_when_the_downstream_cannot_prove_itself() {
         let mut c = gw.client().await;
         let r = c.send_mail("a@sender.test", &["b@example.test"], &message("m", "x")).await;
         let id = queue_id(&r);
-        let deferred = eventually(10, || async { queue_show(gw.admin, &id).await.is_some_and(|v| v["attempts"] == 1) }).await;
+        let deferred =
+            eventually(10, || async { queue_show(gw.admin, &id).await.is_some_and(|v| v["attempts"] == 1) }).await;
         assert!(deferred, "message should be deferred after one attempt");
         assert_eq!(down.count(), 0, "nothing may be sent without verified TLS");
         gw.shutdown().await;

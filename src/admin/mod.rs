@@ -51,7 +51,8 @@ async fn ready(State(s): State<Arc<AdminState>>) -> Response {
 
 async fn auth(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
     if let Some(token) = s.token.as_deref().filter(|t| !t.is_empty()) {
-        let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given =
+            req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }

@@ -49,7 +49,10 @@ pub fn explain(e: &QueueEntry, delivering: bool, now: u64) -> String {
             "{pending} recipient(s) deferred after {n} attempt(s); last error: {err}; next attempt in {}s",
             e.next_attempt.saturating_sub(now)
         ),
-        (None, n) => format!("{pending} recipient(s) pending after {n} attempt(s); next attempt in {}s", e.next_attempt.saturating_sub(now)),
+        (None, n) => format!(
+            "{pending} recipient(s) pending after {n} attempt(s); next attempt in {}s",
+            e.next_attempt.saturating_sub(now)
+        ),
     }
 }
 

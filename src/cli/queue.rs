@@ -13,7 +13,8 @@ pub async fn run(action: QueueAction, target: Target) -> Result<(), String> {
         QueueAction::Delete { id } => ("DELETE", format!("/api/v1/queue/{id}")),
     };
     let resp = request(&url, method, &path, token.as_deref()).await?;
-    let v: Value = serde_json::from_str(&resp.body).map_err(|_| format!("HTTP {}: {}", resp.status, resp.body.trim()))?;
+    let v: Value =
+        serde_json::from_str(&resp.body).map_err(|_| format!("HTTP {}: {}", resp.status, resp.body.trim()))?;
     if resp.status != 200 {
         let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed");
         return Err(format!("{msg} (HTTP {})", resp.status));
@@ -77,9 +78,19 @@ fn print_list(v: &Value) {
 
 fn print_show(e: &Value) {
     println!("id:           {}", s(&e["id"]));
-    println!("state:        {}{}", s(&e["state"]), if e["delivering"] == Value::Bool(true) { " (delivering now)" } else { "" });
+    println!(
+        "state:        {}{}",
+        s(&e["state"]),
+        if e["delivering"] == Value::Bool(true) { " (delivering now)" } else { "" }
+    );
     println!("why:          {}", s(&e["why"]));
-    println!("received:     {} from {} (helo {}, tls {})", date(&e["received_at"]), s(&e["client_ip"]), s(&e["helo"]), s(&e["tls"]));
+    println!(
+        "received:     {} from {} (helo {}, tls {})",
+        date(&e["received_at"]),
+        s(&e["client_ip"]),
+        s(&e["helo"]),
+        s(&e["tls"])
+    );
     println!("sender:       {}", e["sender"].as_str().unwrap_or("<>"));
     println!("size:         {}", s(&e["size"]));
     println!("attempts:     {}", s(&e["attempts"]));

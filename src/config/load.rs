@@ -31,7 +31,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
     // Only MXGATE_<SECTION>__<KEY> variables configure the gateway; others
     // with the prefix (MXGATE_ADMIN_URL for the CLI) are not config keys.
-    let vars: config::Map<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MXGATE_") && k.contains("__")).collect();
+    let vars: config::Map<String, String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("MXGATE_") && k.contains("__")).collect();
     let env = config::Environment::with_prefix("MXGATE")
         .source(Some(vars))
         .prefix_separator("_")

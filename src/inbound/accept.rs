@@ -6,9 +6,9 @@ use super::session::{Envelope, Session};
 use crate::config::Smtp;
 use crate::pipeline::{Facts, Verdict};
 use crate::queue::new_id;
+use crate::smtp::Reply;
 use crate::smtp::data::DataError;
 use crate::smtp::reply::replies;
-use crate::smtp::Reply;
 use crate::store::{EntryState, QueueEntry, RcptStatus, Recipient};
 use tokio::io::{AsyncRead, AsyncWrite};
 

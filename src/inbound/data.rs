@@ -3,9 +3,9 @@
 
 use super::session::{Envelope, Flow, Session, Txn};
 use crate::io::ReadError;
+use crate::smtp::Reply;
 use crate::smtp::data::{DataLimits, DataReceiver};
 use crate::smtp::reply::replies;
-use crate::smtp::Reply;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -59,7 +59,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 None
             }
             None => {
-                let mut sink = DataReceiver::bdat(DataLimits { max_size: 0, max_line: usize::MAX, max_header: usize::MAX });
+                let mut sink =
+                    DataReceiver::bdat(DataLimits { max_size: 0, max_line: usize::MAX, max_header: usize::MAX });
                 self.receive(&mut sink, &mut Vec::new(), Some(size)).await?;
                 let no_rcpts = matches!(self.txn, Txn::Mail(_));
                 self.txn = Txn::Idle;
@@ -93,7 +94,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Feeds content to `rx` until the end of DATA, or `exact` octets for
     /// BDAT, enforcing the data timeout and the minimum data rate.
-    async fn receive(&mut self, rx: &mut DataReceiver, out: &mut Vec<u8>, exact: Option<u64>) -> Result<(), &'static str> {
+    async fn receive(
+        &mut self,
+        rx: &mut DataReceiver,
+        out: &mut Vec<u8>,
+        exact: Option<u64>,
+    ) -> Result<(), &'static str> {
         let started = Instant::now();
         let mut left = exact.unwrap_or(u64::MAX);
         let smtp = &self.shared.cfg.smtp;

@@ -14,7 +14,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Command::Noop => self.reply(replies::ok()),
             // RFC 5321 §3.5.3: 252 when the server will not verify.
-            Command::Vrfy => self.reply(Reply::new(252, "1.5", "Cannot VRFY user, but will accept message and attempt delivery")),
+            Command::Vrfy => {
+                self.reply(Reply::new(252, "1.5", "Cannot VRFY user, but will accept message and attempt delivery"))
+            }
             Command::Expn => self.reply(Reply::new(502, "5.1", "EXPN not available")),
             Command::Auth => self.reply(Reply::new(502, "5.1", "AUTH not available on this service")),
             Command::Help => self.reply(Reply::new(

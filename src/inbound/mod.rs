@@ -56,7 +56,11 @@ impl Limits {
         let mut per_ip = self.per_ip.lock().unwrap();
         let n = per_ip.entry(ip).or_default();
         if *n >= cfg.smtp.max_connections_per_ip {
-            return Err(Reply::new(421, "7.0", format!("{} Too many connections from your address", cfg.smtp.hostname)));
+            return Err(Reply::new(
+                421,
+                "7.0",
+                format!("{} Too many connections from your address", cfg.smtp.hostname),
+            ));
         }
         *n += 1;
         *total += 1;

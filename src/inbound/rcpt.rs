@@ -34,11 +34,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Verdict::Accept => {}
                 Verdict::Reject(why) => {
                     tracing::info!(client = %self.peer.ip(), rcpt = %to, reply = %why, "recipient refused by verification");
-                    return self.reply(Reply::new(550, "1.1", format!("<{to}>: Recipient address rejected: User unknown")));
+                    return self.reply(Reply::new(
+                        550,
+                        "1.1",
+                        format!("<{to}>: Recipient address rejected: User unknown"),
+                    ));
                 }
                 Verdict::Unknown(why) => {
                     tracing::warn!(client = %self.peer.ip(), rcpt = %to, error = %why, "recipient verification failed");
-                    return self.reply(Reply::new(451, "4.3", format!("<{to}>: Recipient verification unavailable, try again later")));
+                    return self.reply(Reply::new(
+                        451,
+                        "4.3",
+                        format!("<{to}>: Recipient verification unavailable, try again later"),
+                    ));
                 }
             }
         }

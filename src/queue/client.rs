@@ -84,7 +84,13 @@ impl Client {
             .await
             .map_err(|e| Failure::temp(format!("connect to {}: {e}", target.addr)))?;
         let _ = tcp.set_nodelay(true);
-        let mut c = Client { io: Box::new(tcp), buf: LineBuf::new(), ext: Extensions::default(), tls: false, target: target.clone() };
+        let mut c = Client {
+            io: Box::new(tcp),
+            buf: LineBuf::new(),
+            ext: Extensions::default(),
+            tls: false,
+            target: target.clone(),
+        };
         let greeting = c.read_response().await?;
         if greeting.code != 220 {
             return Err(Failure::from_response("greeting", &greeting));
@@ -92,7 +98,9 @@ impl Client {
         c.ehlo(helo).await?;
         match tls {
             Some(cfg) if c.ext.starttls => c.starttls(cfg, helo).await?,
-            _ if require_tls => return Err(Failure::temp(format!("{} does not offer STARTTLS, which is required", target.addr))),
+            _ if require_tls => {
+                return Err(Failure::temp(format!("{} does not offer STARTTLS, which is required", target.addr)));
+            }
             _ => {}
         }
         Ok(c)
@@ -178,7 +186,13 @@ impl Client {
 
     /// One transaction. `Ok` carries each recipient's result; `Err` means
     /// the whole transaction failed and the connection should not be reused.
-    pub async fn send(&mut self, from: &str, rcpts: &[String], body: &[u8], smtputf8: bool) -> Result<RcptResults, Failure> {
+    pub async fn send(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+        body: &[u8],
+        smtputf8: bool,
+    ) -> Result<RcptResults, Failure> {
         if smtputf8 && !self.ext.smtputf8 {
             // RFC 6531 §3.4: an SMTPUTF8 message cannot be downgraded here.
             return Err(Failure { permanent: true, message: "next hop does not support SMTPUTF8".into() });
@@ -202,7 +216,8 @@ impl Client {
             self.reset().await;
             return Err(Failure::from_response("MAIL FROM", mail_r));
         }
-        let mut results: RcptResults = rcpt_rs.iter().map(|r| if r.ok() { Ok(r.clone()) } else { Err(r.clone()) }).collect();
+        let mut results: RcptResults =
+            rcpt_rs.iter().map(|r| if r.ok() { Ok(r.clone()) } else { Err(r.clone()) }).collect();
         if data_r.code != 354 {
             self.reset().await;
             if results.iter().any(|r| r.is_ok()) {

@@ -1,9 +1,9 @@
 //! One delivery attempt of one message: its pending recipients grouped by
 //! next hop, one SMTP transaction per group.
 
+use super::Ctx;
 use super::client::{Failure, RcptResults};
 use super::route::{self, NextHop};
-use super::Ctx;
 use crate::store::{QueueEntry, RcptStatus, StoreError};
 use std::collections::HashMap;
 
@@ -27,8 +27,11 @@ pub async fn attempt(ctx: &Ctx, entry: &mut QueueEntry) {
     };
     for ((hop, domain), idx) in groups(ctx, entry) {
         let rcpts: Vec<String> = idx.iter().map(|&i| entry.recipients[i].address.clone()).collect();
-        let outcome = tokio::time::timeout(ctx.cfg.queue.delivery_timeout, to_hop(ctx, &hop, &domain, entry, &rcpts, &body)).await;
-        let outcome = outcome.unwrap_or_else(|_| Err(Failure { permanent: false, message: "delivery timed out".into() }));
+        let outcome =
+            tokio::time::timeout(ctx.cfg.queue.delivery_timeout, to_hop(ctx, &hop, &domain, entry, &rcpts, &body))
+                .await;
+        let outcome =
+            outcome.unwrap_or_else(|_| Err(Failure { permanent: false, message: "delivery timed out".into() }));
         record(entry, &idx, outcome);
     }
 }
@@ -48,7 +51,14 @@ fn groups(ctx: &Ctx, entry: &QueueEntry) -> HashMap<(NextHop, String), Vec<usize
     out
 }
 
-async fn to_hop(ctx: &Ctx, hop: &NextHop, domain: &str, entry: &QueueEntry, rcpts: &[String], body: &[u8]) -> Result<RcptResults, Failure> {
+async fn to_hop(
+    ctx: &Ctx,
+    hop: &NextHop,
+    domain: &str,
+    entry: &QueueEntry,
+    rcpts: &[String],
+    body: &[u8],
+) -> Result<RcptResults, Failure> {
     let targets = route::resolve(hop, domain, &ctx.dns)
         .await
         .map_err(|e| Failure { permanent: e.permanent, message: e.message })?;

@@ -27,12 +27,24 @@ pub struct Lease {
 }
 
 impl Pool {
-    pub fn new(per_server: usize, keep_idle: Duration, helo: String, tls: Option<Arc<ClientConfig>>, require_tls: bool) -> Pool {
+    pub fn new(
+        per_server: usize,
+        keep_idle: Duration,
+        helo: String,
+        tls: Option<Arc<ClientConfig>>,
+        require_tls: bool,
+    ) -> Pool {
         Pool { idle: Mutex::default(), limits: Mutex::default(), per_server, keep_idle, helo, tls, require_tls }
     }
 
     pub async fn get(&self, target: &Target) -> Result<Lease, Failure> {
-        let sem = self.limits.lock().unwrap().entry(target.addr).or_insert_with(|| Arc::new(Semaphore::new(self.per_server))).clone();
+        let sem = self
+            .limits
+            .lock()
+            .unwrap()
+            .entry(target.addr)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_server)))
+            .clone();
         let permit = sem.acquire_owned().await.expect("pool semaphores are never closed");
         if let Some(client) = self.take_idle(target.addr) {
             return Ok(Lease { client, reused: true, _permit: permit });

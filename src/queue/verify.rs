@@ -3,9 +3,9 @@
 //! instead of bounced later (no backscatter). Answers are cached with
 //! separate positive and negative lifetimes.
 
+use super::Ctx;
 use super::client::Client;
 use super::route::{self, NextHop};
-use super::Ctx;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

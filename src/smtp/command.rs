@@ -89,8 +89,7 @@ fn keyword_path<'a>(arg: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
 }
 
 fn parse_mail(arg: &str) -> Result<Command, Reply> {
-    let (path, rest) = keyword_path(arg, "FROM:")
-        .ok_or_else(|| replies::syntax("Syntax: MAIL FROM:<address>"))?;
+    let (path, rest) = keyword_path(arg, "FROM:").ok_or_else(|| replies::syntax("Syntax: MAIL FROM:<address>"))?;
     let from = parse_path(path).ok_or_else(|| Reply::new(501, "1.7", "Bad sender address syntax"))?;
     let mut params = MailParams::default();
     for p in rest.split_ascii_whitespace() {
@@ -113,8 +112,7 @@ fn parse_mail(arg: &str) -> Result<Command, Reply> {
 }
 
 fn parse_rcpt(arg: &str) -> Result<Command, Reply> {
-    let (path, rest) = keyword_path(arg, "TO:")
-        .ok_or_else(|| replies::syntax("Syntax: RCPT TO:<address>"))?;
+    let (path, rest) = keyword_path(arg, "TO:").ok_or_else(|| replies::syntax("Syntax: RCPT TO:<address>"))?;
     if !rest.is_empty() {
         return Err(Reply::new(555, "5.4", "Unsupported RCPT parameter"));
     }
@@ -193,6 +191,9 @@ mod tests {
         let Command::Mail { from, params } = c else { panic!() };
         assert_eq!(from.unwrap().to_string(), "a@b.test");
         assert_eq!(params, MailParams { size: Some(100), eight_bit: true, smtputf8: true });
-        assert_eq!(Command::parse("MAIL FROM:<>").unwrap(), Command::Mail { from: None, params: MailParams::default() });
+        assert_eq!(
+            Command::parse("MAIL FROM:<>").unwrap(),
+            Command::Mail { from: None, params: MailParams::default() }
+        );
     }
 }

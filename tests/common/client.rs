@@ -87,7 +87,10 @@ impl Client {
                 return Some(String::from_utf8_lossy(&line).trim_end().to_string());
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(20), self.io.read(&mut chunk)).await.expect("reply within 20s").unwrap_or(0);
+            let n = tokio::time::timeout(Duration::from_secs(20), self.io.read(&mut chunk))
+                .await
+                .expect("reply within 20s")
+                .unwrap_or(0);
             if n == 0 {
                 return None;
             }
@@ -117,12 +120,13 @@ impl Client {
     pub async fn starttls(mut self) -> Client {
         self.say("STARTTLS", "220").await;
         assert!(self.buf.is_empty());
-        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(super::downstream::AnyCert))
-            .with_no_client_auth();
+        let cfg =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(super::downstream::AnyCert))
+                .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
         let name = rustls::pki_types::ServerName::try_from("mx.gateway.test").unwrap();
         let tls = connector.connect(name, self.io).await.expect("TLS handshake");

@@ -103,7 +103,11 @@ fn split_extra(extra: &str) -> (String, String, String, String) {
 /// under test runs on) and returns its exit status, stdout and stderr.
 pub async fn mxgate(args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxgate")).args(args).output().await.expect("run mxgate");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `mxgate queue show ID --json` against a gateway's admin listener.
