@@ -68,7 +68,7 @@ pub fn client_config(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, String> 
         // Opportunistic TLS protects against passive listeners only; an
         // unverified certificate is accepted (RFC 7435 §1.3).
         DownstreamTls::Opportunistic => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider()))).with_no_client_auth()
+            builder.dangerous().with_custom_certificate_verifier(accept_any()).with_no_client_auth()
         }
         DownstreamTls::Require => {
             let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
@@ -85,6 +85,12 @@ pub fn client_config(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, String> 
 
 pub fn server_name(name: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(name.to_string()).map_err(|e| format!("{name}: {e}"))
+}
+
+/// A verifier that accepts any certificate but still checks the handshake
+/// signatures: for opportunistic TLS (and test clients).
+pub fn accept_any() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(AcceptAny(provider()))
 }
 
 #[derive(Debug)]

@@ -125,7 +125,7 @@ impl Client {
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .dangerous()
-                .with_custom_certificate_verifier(std::sync::Arc::new(super::downstream::AnyCert))
+                .with_custom_certificate_verifier(mxgate::tls::accept_any())
                 .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
         let name = rustls::pki_types::ServerName::try_from("mx.gateway.test").unwrap();
