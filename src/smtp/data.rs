@@ -294,4 +294,41 @@ mod tests {
         let (_, out, _) = run(&wire);
         assert_eq!(out, content);
     }
+
+    /// Random inputs made of the interesting bytes, fed whole and in random
+    /// chunks: the outcome must not depend on how the bytes were split.
+    #[test]
+    fn chunking_never_changes_the_outcome() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let len = (next() % 64) as usize;
+            let input: Vec<u8> = (0..len).map(|_| b"\r\n.ab"[(next() % 5) as usize]).collect();
+            let mut whole = DataReceiver::data(LIMITS);
+            let mut out_whole = Vec::new();
+            let end_whole = whole.ingest(&input, &mut out_whole);
+            let mut split = DataReceiver::data(LIMITS);
+            let mut out_split = Vec::new();
+            let (mut pos, mut end_split) = (0, None);
+            while pos < input.len() && end_split.is_none() {
+                let n = 1 + (next() % 7) as usize;
+                let chunk = &input[pos..(pos + n).min(input.len())];
+                end_split = split.ingest(chunk, &mut out_split).map(|used| pos + used);
+                pos += chunk.len();
+            }
+            assert_eq!(end_whole, end_split, "{input:?}");
+            assert_eq!(out_whole, out_split, "{input:?}");
+            assert_eq!(whole.error(), split.error(), "{input:?}");
+            // The end is only ever right after CRLF.CRLF.
+            if let Some(e) = end_whole {
+                assert!(e >= 3 && &input[e - 3..e] == b".\r\n", "{input:?}");
+                assert!(e == 3 || &input[e - 5..e - 3] == b"\r\n", "{input:?}");
+            }
+        }
+    }
 }
