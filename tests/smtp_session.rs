@@ -142,6 +142,9 @@ async fn smtputf8_and_8bitmime() {
     c.expect("250").await;
     let got = down.wait_for(1, 10).await;
     assert_eq!(got[0].rcpts, vec!["bjørn@example.test"]);
+    // Relayed with the parameters the content needs, and its size.
+    let params = &got[0].mail_params;
+    assert!(params.contains("SMTPUTF8") && params.contains("BODY=8BITMIME") && params.contains("SIZE="), "{params}");
     assert!(got[0].text().contains("with UTF8SMTP id"));
     assert!(got[0].text().ends_with("Subject: grüße\r\n\r\nbödy\r\n"));
     gw.shutdown().await;

@@ -78,6 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .collect(),
             size: body.len() as u64,
             smtputf8: env.params.smtputf8,
+            eight_bit: env.params.eight_bit,
             is_bounce: false,
             state,
             attempts: 0,

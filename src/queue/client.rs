@@ -56,6 +56,8 @@ pub struct Extensions {
     pub pipelining: bool,
     pub starttls: bool,
     pub smtputf8: bool,
+    pub eight_bit: bool,
+    /// SIZE was advertised, with its limit when one was given (0 = none).
     pub size: Option<u64>,
 }
 
@@ -65,6 +67,13 @@ pub struct Client {
     pub ext: Extensions,
     pub tls: bool,
     pub target: Target,
+}
+
+/// What the MAIL command must declare about the content.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyKind {
+    pub smtputf8: bool,
+    pub eight_bit: bool,
 }
 
 /// What the next hop said for each recipient of one transaction.
@@ -80,6 +89,28 @@ impl Client {
         tls: Option<&Arc<ClientConfig>>,
         require_tls: bool,
     ) -> Result<Client, Failure> {
+        let mut c = Self::open(target, helo).await?;
+        match tls {
+            Some(cfg) if c.ext.starttls => match c.starttls(cfg, helo).await {
+                Ok(()) => {}
+                Err(f) if require_tls => return Err(f),
+                // Opportunistic TLS (RFC 7435): a failed upgrade falls back
+                // to a fresh plaintext connection rather than deferring mail.
+                Err(f) => {
+                    tracing::info!(relay = %target.addr, error = %f.message, "STARTTLS failed; retrying without TLS");
+                    c = Self::open(target, helo).await?;
+                }
+            },
+            _ if require_tls => {
+                return Err(Failure::temp(format!("{} does not offer STARTTLS, which is required", target.addr)));
+            }
+            _ => {}
+        }
+        Ok(c)
+    }
+
+    /// Connects, reads the greeting and says EHLO.
+    async fn open(target: &Target, helo: &str) -> Result<Client, Failure> {
         let tcp = TcpStream::connect(target.addr)
             .await
             .map_err(|e| Failure::temp(format!("connect to {}: {e}", target.addr)))?;
@@ -96,13 +127,6 @@ impl Client {
             return Err(Failure::from_response("greeting", &greeting));
         }
         c.ehlo(helo).await?;
-        match tls {
-            Some(cfg) if c.ext.starttls => c.starttls(cfg, helo).await?,
-            _ if require_tls => {
-                return Err(Failure::temp(format!("{} does not offer STARTTLS, which is required", target.addr)));
-            }
-            _ => {}
-        }
         Ok(c)
     }
 
@@ -124,7 +148,8 @@ impl Client {
                 Some("PIPELINING") => ext.pipelining = true,
                 Some("STARTTLS") => ext.starttls = true,
                 Some("SMTPUTF8") => ext.smtputf8 = true,
-                Some("SIZE") => ext.size = words.next().and_then(|s| s.parse().ok()).filter(|s| *s > 0),
+                Some("8BITMIME") => ext.eight_bit = true,
+                Some("SIZE") => ext.size = Some(words.next().and_then(|s| s.parse().ok()).unwrap_or(0)),
                 _ => {}
             }
         }
@@ -191,18 +216,30 @@ impl Client {
         from: &str,
         rcpts: &[String],
         body: &[u8],
-        smtputf8: bool,
+        kind: BodyKind,
     ) -> Result<RcptResults, Failure> {
+        let smtputf8 = kind.smtputf8;
         if smtputf8 && !self.ext.smtputf8 {
             // RFC 6531 §3.4: an SMTPUTF8 message cannot be downgraded here.
             return Err(Failure { permanent: true, message: "next hop does not support SMTPUTF8".into() });
         }
         if let Some(max) = self.ext.size
+            && max > 0
             && body.len() as u64 > max
         {
             return Err(Failure { permanent: true, message: format!("message too big for next hop (limit {max})") });
         }
-        let mut mail = format!("MAIL FROM:<{from}> SIZE={}", body.len());
+        // ESMTP parameters only where the server announced them (RFC 1870
+        // §6, RFC 6152 §2). Eight-bit content to a server without 8BITMIME
+        // is sent as is: nearly every server takes it, and downgrading
+        // MIME is the sender's job.
+        let mut mail = format!("MAIL FROM:<{from}>");
+        if self.ext.size.is_some() {
+            mail.push_str(&format!(" SIZE={}", body.len()));
+        }
+        if kind.eight_bit && self.ext.eight_bit {
+            mail.push_str(" BODY=8BITMIME");
+        }
         if smtputf8 {
             mail.push_str(" SMTPUTF8");
         }
@@ -218,6 +255,12 @@ impl Client {
         }
         let mut results: RcptResults =
             rcpt_rs.iter().map(|r| if r.ok() { Ok(r.clone()) } else { Err(r.clone()) }).collect();
+        if data_r.code == 354 && results.iter().all(|r| r.is_err()) {
+            // RFC 2920 §3.1: with no recipient accepted, end DATA at once.
+            self.write(b".\r\n").await?;
+            self.read_response().await?;
+            return Ok(results);
+        }
         if data_r.code != 354 {
             self.reset().await;
             if results.iter().any(|r| r.is_ok()) {

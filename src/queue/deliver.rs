@@ -2,7 +2,7 @@
 //! next hop, one SMTP transaction per group.
 
 use super::Ctx;
-use super::client::{Failure, RcptResults};
+use super::client::{BodyKind, Failure, RcptResults};
 use super::route::{self, NextHop};
 use crate::store::{QueueEntry, RcptStatus, StoreError};
 use std::collections::HashMap;
@@ -63,6 +63,7 @@ async fn to_hop(
         .await
         .map_err(|e| Failure { permanent: e.permanent, message: e.message })?;
     let from = entry.sender.as_deref().unwrap_or("");
+    let kind = BodyKind { smtputf8: entry.smtputf8, eight_bit: entry.eight_bit };
     let mut last = Failure { permanent: false, message: "no next hop".into() };
     // RFC 5321 §5.1: try each address in order until one takes the message.
     for t in &targets {
@@ -73,7 +74,7 @@ async fn to_hop(
                 continue;
             }
         };
-        let mut result = lease.client.send(from, rcpts, body, entry.smtputf8).await;
+        let mut result = lease.client.send(from, rcpts, body, kind).await;
         if let Err(f) = &result
             && lease.reused
             && !f.permanent
@@ -86,7 +87,7 @@ async fn to_hop(
                     continue;
                 }
             };
-            result = lease.client.send(from, rcpts, body, entry.smtputf8).await;
+            result = lease.client.send(from, rcpts, body, kind).await;
         }
         match result {
             Ok(r) => {

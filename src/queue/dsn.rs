@@ -59,6 +59,7 @@ pub fn build(entry: &QueueEntry, original: &[u8], hostname: &str, id: String) ->
         recipients: vec![Recipient { address: sender.clone(), status: RcptStatus::Pending, last_reply: None }],
         size: body.len() as u64,
         smtputf8: entry.smtputf8,
+        eight_bit: entry.eight_bit,
         is_bounce: true,
         state: EntryState::Queued,
         attempts: 0,

@@ -14,6 +14,7 @@ pub fn sample_entry(id: &str) -> QueueEntry {
         recipients: vec![Recipient { address: "b@example.test".into(), status: RcptStatus::Pending, last_reply: None }],
         size: 5,
         smtputf8: false,
+        eight_bit: false,
         is_bounce: false,
         state: EntryState::Queued,
         attempts: 0,

@@ -69,6 +69,9 @@ pub struct QueueEntry {
     pub recipients: Vec<Recipient>,
     pub size: u64,
     pub smtputf8: bool,
+    /// Declared BODY=8BITMIME (RFC 6152).
+    #[serde(default)]
+    pub eight_bit: bool,
     /// True for DSNs this gateway generated: they are never bounced.
     pub is_bounce: bool,
     pub state: EntryState,

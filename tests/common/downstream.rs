@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone)]
 pub struct Received {
     pub from: String,
+    /// ESMTP parameters of the MAIL command, as sent.
+    pub mail_params: String,
     pub rcpts: Vec<String>,
     pub data: Vec<u8>,
     pub tls: bool,
@@ -100,6 +102,7 @@ fn serve(
             let _ = io.get_mut().write_all(b"220 downstream.test ESMTP\r\n").await;
         }
         let mut from = String::new();
+        let mut mail_params = String::new();
         let mut rcpts = Vec::new();
         let mut line = String::new();
         loop {
@@ -112,7 +115,9 @@ fn serve(
             let behaviour = b.lock().unwrap().clone();
             let reply: String = if upper.starts_with("EHLO") {
                 let tls_line = if behaviour.starttls && !tls { "250-STARTTLS\r\n" } else { "" };
-                format!("250-downstream.test\r\n250-PIPELINING\r\n{tls_line}250-SMTPUTF8\r\n250 SIZE 100000000\r\n")
+                format!(
+                    "250-downstream.test\r\n250-PIPELINING\r\n{tls_line}250-SMTPUTF8\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
+                )
             } else if upper.starts_with("HELO") {
                 "250 downstream.test\r\n".into()
             } else if upper == "STARTTLS" {
@@ -125,6 +130,7 @@ fn serve(
                 return;
             } else if upper.starts_with("MAIL FROM:") {
                 from = addr_of(&cmd);
+                mail_params = cmd.split_once('>').map_or("", |(_, p)| p).trim().to_string();
                 rcpts.clear();
                 "250 2.1.0 ok\r\n".into()
             } else if upper.starts_with("RCPT TO:") {
@@ -149,7 +155,13 @@ fn serve(
                         bh.tempfail_data -= 1;
                         "451 4.3.0 try later\r\n".into()
                     } else {
-                        msgs.lock().unwrap().push(Received { from: from.clone(), rcpts: rcpts.clone(), data, tls });
+                        msgs.lock().unwrap().push(Received {
+                            from: from.clone(),
+                            mail_params: mail_params.clone(),
+                            rcpts: rcpts.clone(),
+                            data,
+                            tls,
+                        });
                         "250 2.0.0 stored\r\n".into()
                     }
                 }
