@@ -54,20 +54,35 @@ async fn writes_after_close_are_refused() {
 }
 
 #[tokio::test]
-async fn a_damaged_body_is_reported_not_served() {
+async fn a_body_damaged_on_disk_is_reported_not_served() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        store.enqueue(sample_entry("dmg"), b"Subject: x\r\n\r\nintact body\r\n".to_vec()).await.unwrap();
-        store.close().await.unwrap();
-    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    store.enqueue(sample_entry("dmg"), b"Subject: x\r\n\r\nintact body\r\n".to_vec()).await.unwrap();
     // Flip a byte of the body inside its spool segment.
     let seg = std::fs::read_dir(dir.path().join("spool")).unwrap().next().unwrap().unwrap().path();
     let mut bytes = std::fs::read(&seg).unwrap();
     let at = bytes.windows(6).position(|w| w == b"intact").unwrap();
     bytes[at] = b'X';
     std::fs::write(&seg, bytes).unwrap();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
     assert!(matches!(store.body("dmg").await, Err(mxgate::store::StoreError::Corrupt(..))));
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_record_torn_by_a_crash_is_dropped_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.enqueue(sample_entry("whole"), vec![b'w'; 500]).await.unwrap();
+        store.enqueue(sample_entry("torn"), vec![b't'; 500]).await.unwrap();
+        store.close().await.unwrap();
+    }
+    // As if the crash came after the index write but before the spool sync.
+    let seg = std::fs::read_dir(dir.path().join("spool")).unwrap().next().unwrap().unwrap().path();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 100).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.get("torn").await.unwrap(), None);
+    assert_eq!(store.body("whole").await.unwrap(), vec![b'w'; 500]);
     store.close().await.unwrap();
 }

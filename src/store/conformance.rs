@@ -30,6 +30,19 @@ pub async fn run(store: &dyn Store) {
     remove_forgets(store).await;
     missing_ids(store).await;
     many_concurrent(store).await;
+    remove_wins_over_a_concurrent_update(store).await;
+}
+
+/// A delete racing a delivery's status update: the message stays deleted.
+async fn remove_wins_over_a_concurrent_update(store: &dyn Store) {
+    for i in 0..50 {
+        let id = format!("race{i}");
+        store.enqueue(sample_entry(&id), b"x\r\n".to_vec()).await.unwrap();
+        let (removed, updated) = (store.remove(&id), store.update(sample_entry(&id)));
+        removed.await.unwrap();
+        let _ = updated.await;
+        assert_eq!(store.get(&id).await.unwrap(), None, "{id} came back");
+    }
 }
 
 async fn round_trip(store: &dyn Store) {

@@ -4,7 +4,7 @@
 //! index batch is applied and flushed, then every waiter is answered. This is
 //! the group commit that lets many sessions share one disk flush.
 
-use super::segment::{self, Appender, Location, Readers};
+use super::segment::{self, Appender, Location, ReadFail, Readers};
 use super::{BoxFut, QueueEntry, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -61,6 +61,10 @@ impl EmbeddedStore {
         let next = present.last().map_or(1, |n| n + 1);
         let appender = Appender::create(&spool, next)?;
         let readers = Arc::new(Readers::new(&spool));
+        if let Some(&newest) = present.last() {
+            drop_torn(&tree, &readers, newest, &mut live)?;
+            db.flush().map_err(index_err)?;
+        }
         let (tx, rx) = mpsc::channel();
         let writer = Writer { rx, appender, tree: tree.clone(), db: db.clone(), live, readers: readers.clone() };
         let handle = std::thread::Builder::new().name("mxgate-store".into()).spawn(move || writer.run())?;
@@ -108,7 +112,8 @@ impl Store for EmbeddedStore {
             let read = tokio::task::spawn_blocking(move || readers.read(&id, rec.loc).map_err(|e| (id, e)));
             match read.await {
                 Ok(Ok(body)) => Ok(body),
-                Ok(Err((id, e))) => Err(StoreError::Corrupt(id, e)),
+                Ok(Err((id, ReadFail::Damaged(why)))) => Err(StoreError::Corrupt(id, why.into())),
+                Ok(Err((_, ReadFail::Io(e)))) => Err(StoreError::Io(e)),
                 Err(e) => Err(StoreError::Io(std::io::Error::other(e))),
             }
         })
@@ -181,7 +186,9 @@ impl Writer {
 
     fn apply(&mut self, ops: Vec<Op>) {
         let mut batch = sled::Batch::default();
-        let mut staged: HashMap<String, Location> = HashMap::new();
+        // Locations of ids this batch wrote; None for ids it removed.
+        let mut staged: HashMap<String, Option<Location>> = HashMap::new();
+        let mut enqueued = Vec::new();
         let mut emptied = Vec::new();
         let mut waiters = Vec::with_capacity(ops.len());
         for op in ops {
@@ -189,7 +196,8 @@ impl Writer {
                 Op::Enqueue { entry, body, done } => {
                     let loc = self.appender.push(&entry.id, &body);
                     *self.live.entry(loc.segment).or_default() += 1;
-                    staged.insert(entry.id.clone(), loc);
+                    staged.insert(entry.id.clone(), Some(loc));
+                    enqueued.push((entry.id.clone(), loc));
                     (Ok(put(&mut batch, entry, loc)), done)
                 }
                 Op::Update { entry, done } => match self.locate(&staged, &entry.id) {
@@ -199,7 +207,7 @@ impl Writer {
                 Op::Remove { id, done } => match self.locate(&staged, &id) {
                     Ok(loc) => {
                         batch.remove(id.as_bytes());
-                        staged.remove(&id);
+                        staged.insert(id, None);
                         let n = self.live.entry(loc.segment).or_default();
                         *n = n.saturating_sub(1);
                         if *n == 0 {
@@ -220,8 +228,9 @@ impl Writer {
             };
             let _ = done.send(res);
         }
-        if commit.is_ok() {
-            self.drop_segments(emptied);
+        match commit {
+            Ok(()) => self.drop_segments(emptied),
+            Err(_) => self.undo(enqueued),
         }
     }
 
@@ -239,9 +248,27 @@ impl Writer {
         Ok(())
     }
 
-    fn locate(&self, staged: &HashMap<String, Location>, id: &str) -> Result<Location, StoreError> {
-        if let Some(loc) = staged.get(id) {
-            return Ok(*loc);
+    /// After a failed commit the waiters got an error, so their messages
+    /// must not stay in the index (the client will send them again), and
+    /// the segment's tail is unknown: continue in a new one.
+    fn undo(&mut self, enqueued: Vec<(String, Location)>) {
+        for (id, loc) in enqueued {
+            let _ = self.tree.remove(id.as_bytes());
+            if let Some(n) = self.live.get_mut(&loc.segment) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        let _ = self.db.flush();
+        if let Err(e) = self.appender.replace() {
+            tracing::error!(error = %e, "cannot start a new spool segment");
+        }
+    }
+
+    fn locate(&self, staged: &HashMap<String, Option<Location>>, id: &str) -> Result<Location, StoreError> {
+        match staged.get(id) {
+            Some(Some(loc)) => return Ok(*loc),
+            Some(None) => return Err(StoreError::NotFound(id.to_string())),
+            None => {}
         }
         match self.tree.get(id).map_err(index_err)? {
             Some(v) => Ok(serde_json::from_slice::<Record>(&v).map_err(index_err)?.loc),
@@ -274,6 +301,32 @@ impl Writer {
     fn readers_dir(&self) -> &Path {
         self.readers.dir()
     }
+}
+
+/// A crash can stop the writer after the index was written but before the
+/// spool sync of its batch; such records were never acknowledged. They can
+/// only be in the newest segment of the previous run: checked and dropped.
+fn drop_torn(
+    tree: &sled::Tree,
+    readers: &Readers,
+    newest: u64,
+    live: &mut HashMap<u64, usize>,
+) -> Result<(), StoreError> {
+    for kv in tree.iter() {
+        let (k, v) = kv.map_err(index_err)?;
+        let rec: Record = serde_json::from_slice(&v).map_err(index_err)?;
+        if rec.loc.segment != newest {
+            continue;
+        }
+        if let Err(ReadFail::Damaged(why)) = readers.read(&rec.entry.id, rec.loc) {
+            tracing::warn!(queue_id = %rec.entry.id, why, "dropping a record torn by a crash (it was never acknowledged)");
+            tree.remove(k).map_err(index_err)?;
+            if let Some(n) = live.get_mut(&newest) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn put(batch: &mut sled::Batch, entry: QueueEntry, loc: Location) {

@@ -1,7 +1,7 @@
 //! Spool segments: append-only files holding message bodies. Many bodies are
 //! appended and made durable with one fdatasync (group commit). A record is
-//! `magic, id length, id, body length, crc32, body`; the index only points at
-//! a record after that record was synced, so a torn tail is never read.
+//! `magic, id length, id, body length, crc32, body`. The checksum tells a
+//! record torn by a crash (see `EmbeddedStore::open`) from a whole one.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -95,6 +95,13 @@ impl Appender {
         Ok(())
     }
 
+    /// Abandons this segment after a failed write or sync (its tail is in
+    /// an unknown state) and continues in a new one.
+    pub fn replace(&mut self) -> io::Result<()> {
+        *self = Appender::create(&self.dir, self.number + 1)?;
+        Ok(())
+    }
+
     /// Starts the next segment once this one is full; returns the closed one.
     pub fn roll_if_full(&mut self) -> io::Result<Option<u64>> {
         if self.len < SEGMENT_SIZE {
@@ -104,6 +111,12 @@ impl Appender {
         let old = std::mem::replace(self, next);
         Ok(Some(old.number))
     }
+}
+
+#[derive(Debug)]
+pub enum ReadFail {
+    Io(io::Error),
+    Damaged(&'static str),
 }
 
 /// Read side: open segment files shared by readers.
@@ -118,19 +131,25 @@ impl Readers {
         Readers { dir: dir.to_owned(), open: Mutex::default() }
     }
 
-    pub fn read(&self, id: &str, loc: Location) -> Result<Vec<u8>, String> {
-        let file = self.file(loc.segment).map_err(|e| e.to_string())?;
+    /// The body at `loc`. I/O trouble is `Io` (worth retrying); bytes that
+    /// are there but wrong, or missing at the end of the file, are `Damaged`.
+    pub fn read(&self, id: &str, loc: Location) -> Result<Vec<u8>, ReadFail> {
+        let file = self.file(loc.segment).map_err(ReadFail::Io)?;
         let head = 4 + 2 + id.len() + 8 + 4;
-        let start = loc.offset.checked_sub(head as u64).ok_or("bad offset")?;
+        let start = loc.offset.checked_sub(head as u64).ok_or(ReadFail::Damaged("bad offset"))?;
         let mut buf = vec![0u8; head + loc.len as usize];
-        file.read_exact_at(&mut buf, start).map_err(|e| e.to_string())?;
+        match file.read_exact_at(&mut buf, start) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ReadFail::Damaged("record cut short")),
+            Err(e) => return Err(ReadFail::Io(e)),
+        }
         let (hdr, body) = buf.split_at(head);
         if &hdr[..4] != MAGIC || &hdr[6..6 + id.len()] != id.as_bytes() {
-            return Err("record header does not match the index".into());
+            return Err(ReadFail::Damaged("record header does not match the index"));
         }
         let crc = u32::from_le_bytes(hdr[head - 4..].try_into().unwrap());
         if crc32fast::hash(body) != crc {
-            return Err("checksum mismatch".into());
+            return Err(ReadFail::Damaged("checksum mismatch"));
         }
         Ok(body.to_vec())
     }
