@@ -156,3 +156,25 @@ async fn unauthorised_pipelining() {
     assert_eq!(down.count(), 0);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn recipients_past_the_limit_are_not_errors_but_long_lines_are() {
+    let (_d, gw) = gateway("max_errors = 3\nmax_recipients = 2\nmax_command_line = 600").await;
+    let mut c = gw.client().await;
+    c.say("EHLO client.test", "250").await;
+    let batch: String = (0..30).map(|i| format!("RCPT TO:<r{i}@example.test>\r\n")).collect();
+    c.send(&format!("MAIL FROM:<a@sender.test>\r\n{batch}")).await;
+    c.expect("250").await;
+    for i in 0..30 {
+        c.expect(if i < 2 { "250" } else { "452 4.5.3" }).await;
+    }
+    c.say("NOOP", "250").await;
+    for _ in 0..2 {
+        c.say(&format!("NOOP {}", "x".repeat(700)), "500 5.5.2").await;
+    }
+    c.send(&format!("NOOP {}\r\n", "x".repeat(700))).await;
+    c.expect("500 5.5.2").await;
+    c.expect("421 4.7.0").await;
+    assert!(c.closed().await);
+    gw.shutdown().await;
+}

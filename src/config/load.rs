@@ -86,6 +86,19 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     positive("smtp.max_recipients", c.smtp.max_recipients)?;
     positive("smtp.max_connections", c.smtp.max_connections)?;
     positive("smtp.max_connections_per_ip", c.smtp.max_connections_per_ip)?;
+    if c.smtp.max_errors == 0 {
+        return Err(("smtp.max_errors", "must be greater than 0".into()));
+    }
+    for (key, d) in [
+        ("smtp.command_timeout", c.smtp.command_timeout),
+        ("smtp.data_timeout", c.smtp.data_timeout),
+        ("queue.delivery_timeout", c.queue.delivery_timeout),
+        ("queue.max_lifetime", c.queue.max_lifetime),
+    ] {
+        if d.is_zero() {
+            return Err((key, "must be longer than 0s".into()));
+        }
+    }
     if c.smtp.max_command_line < 512 {
         return Err(("smtp.max_command_line", "must be at least 512 (RFC 5321 4.5.3.1.4)".into()));
     }

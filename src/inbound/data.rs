@@ -89,7 +89,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn initial_capacity(&self, env: &Envelope) -> usize {
-        env.params.size.unwrap_or(16 * 1024).min(self.shared.cfg.smtp.max_message_size as u64) as usize + 1024
+        // The client's SIZE is a hint, not a promise: cap what it can make us
+        // allocate before sending anything.
+        env.params.size.unwrap_or(16 * 1024).min(self.shared.cfg.smtp.max_message_size as u64).min(1 << 20) as usize
+            + 1024
     }
 
     /// Feeds content to `rx` until the end of DATA, or `exact` octets for

@@ -103,11 +103,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Ok(()) means STARTTLS was accepted; Err carries why the session ended.
     async fn serve(&mut self) -> Result<(), &'static str> {
         loop {
-            let Some(line) = self.next_command().await? else { continue };
-            self.stats.commands += 1;
-            let flow = match Command::parse(&line) {
-                Ok(cmd) => self.dispatch(cmd).await?,
-                Err(reply) => self.reply(reply),
+            let flow = match self.next_command().await? {
+                Some(line) => {
+                    self.stats.commands += 1;
+                    match Command::parse(&line) {
+                        Ok(cmd) => self.dispatch(cmd).await?,
+                        Err(reply) => self.reply(reply),
+                    }
+                }
+                None => Flow::Continue, // too long; already answered
             };
             if self.stats.errors >= self.shared.cfg.smtp.max_errors {
                 self.reply(replies::too_many_errors(&self.shared.cfg.smtp.hostname));
@@ -142,7 +146,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Queues a reply; replies are flushed when the client waits for them,
     /// so a pipelined batch gets its replies in one write (RFC 2920 §3.2).
     pub fn reply(&mut self, r: Reply) -> Flow {
-        if r.code >= 400 {
+        // 452 for recipients past the limit is expected of a pipelining
+        // client with a long list (RFC 5321 §4.5.3.1.10), not misbehaviour.
+        if r.code >= 400 && r.code != 452 {
             self.stats.errors += 1;
         }
         self.out.extend_from_slice(r.to_wire().as_bytes());

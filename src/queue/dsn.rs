@@ -32,7 +32,7 @@ pub fn build(entry: &QueueEntry, original: &[u8], hostname: &str, id: String) ->
     m += &format!("This is the mail system at {hostname}.\r\n\r\n");
     m += "Your message could not be delivered to one or more recipients.\r\n\r\n";
     for r in &failed {
-        m += &format!("<{}>: {}\r\n", r.address, r.last_reply.as_deref().unwrap_or("delivery failed"));
+        m += &format!("<{}>: {}\r\n", r.address, one_line(r.last_reply.as_deref().unwrap_or("delivery failed")));
     }
     m += &format!("\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n");
     m += &format!("Reporting-MTA: dns; {hostname}\r\nX-Mxgate-Queue-ID: {}\r\n", entry.id);
@@ -41,8 +41,8 @@ pub fn build(entry: &QueueEntry, original: &[u8], hostname: &str, id: String) ->
         let reply = r.last_reply.as_deref().unwrap_or("");
         m += &format!("\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\n", r.address);
         m += &format!("Status: {}\r\n", status_code(reply));
-        if reply.starts_with(char::is_numeric) {
-            m += &format!("Diagnostic-Code: smtp; {}\r\n", one_line(reply));
+        if let Some(i) = reply.find(|c: char| c.is_ascii_digit()).filter(|_| !reply.starts_with(EXPIRED)) {
+            m += &format!("Diagnostic-Code: smtp; {}\r\n", one_line(&reply[i..]));
         }
     }
     m += &format!("\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n");
@@ -69,15 +69,23 @@ pub fn build(entry: &QueueEntry, original: &[u8], hostname: &str, id: String) ->
     Some((dsn, body))
 }
 
-/// The enhanced status from a reply like "550 5.1.1 ...", else 5.0.0.
+/// The enhanced status in a reply such as "550 5.1.1 ..." or "MAIL FROM:
+/// 550 5.1.8 ..."; 4.4.7 for an expired message (RFC 3463); else 5.0.0.
 fn status_code(reply: &str) -> String {
-    reply
-        .split_ascii_whitespace()
-        .nth(1)
-        .filter(|s| s.split('.').count() == 3 && s.starts_with('5'))
-        .unwrap_or("5.0.0")
-        .to_string()
+    if reply.starts_with(EXPIRED) {
+        return "4.4.7".into();
+    }
+    let enhanced = |s: &&str| {
+        let parts: Vec<&str> = s.split('.').collect();
+        parts.len() == 3
+            && parts[0] == "5"
+            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    };
+    reply.split_ascii_whitespace().find(enhanced).unwrap_or("5.0.0").to_string()
 }
+
+/// How the queue words the reply of a recipient whose message expired.
+pub const EXPIRED: &str = "message expired in the queue";
 
 fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
@@ -122,5 +130,24 @@ mod tests {
         let mut bounce = e.clone();
         bounce.is_bounce = true;
         assert!(build(&bounce, b"", "mx.test", "d".into()).is_none());
+    }
+
+    #[test]
+    fn status_codes() {
+        assert_eq!(status_code("550 5.1.1 no such user"), "5.1.1");
+        assert_eq!(status_code("MAIL FROM: 553 5.1.8 bad sender"), "5.1.8");
+        assert_eq!(status_code("message expired in the queue; last error: 451 4.3.0"), "4.4.7");
+        assert_eq!(status_code("connect: refused"), "5.0.0");
+    }
+
+    #[test]
+    fn multi_line_replies_stay_crlf() {
+        let mut e = sample_entry("q1");
+        e.recipients[0].status = RcptStatus::Failed;
+        e.recipients[0].last_reply = Some("550 5.7.1 line one\nline two".into());
+        let (_, body) = build(&e, b"Subject: hi\r\n\r\n", "mx.test", "d1".into()).unwrap();
+        let bare_lf =
+            body.windows(2).enumerate().any(|(i, w)| w[1] == b'\n' && (w[0] != b'\r' || i == 0 && body[0] == b'\n'));
+        assert!(!bare_lf, "{}", String::from_utf8_lossy(&body));
     }
 }

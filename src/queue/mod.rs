@@ -135,9 +135,14 @@ impl Queue {
     }
 
     /// Waits for running deliveries to end (shutdown), at most `grace`.
+    /// Closing the worker semaphore stops the dispatcher: nothing new
+    /// starts while the store is being closed; what was due stays queued.
     pub async fn drain(&self, grace: Duration) {
         let all = self.inner.ctx.cfg.queue.delivery_workers as u32;
-        let _ = tokio::time::timeout(grace, self.inner.workers.acquire_many(all)).await;
+        if tokio::time::timeout(grace, self.inner.workers.acquire_many(all)).await.is_err() {
+            tracing::warn!("deliveries still running after the grace period");
+        }
+        self.inner.workers.close();
         self.inner.ctx.pool.close_all().await;
     }
 
@@ -155,6 +160,7 @@ impl Queue {
                 Some(at) => {
                     let wait = Duration::from_secs(at - now).min(Duration::from_secs(1));
                     let _ = tokio::time::timeout(wait, self.inner.wake.notified()).await;
+                    self.inner.ctx.pool.expire();
                 }
                 None => {
                     let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.wake.notified()).await;
@@ -166,10 +172,10 @@ impl Queue {
 
     async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<String>) {
         while let Some(id) = rx.recv().await {
+            let Ok(permit) = self.inner.workers.clone().acquire_owned().await else { break };
             if !self.inner.inflight.lock().unwrap().insert(id.clone()) {
                 continue;
             }
-            let Ok(permit) = self.inner.workers.clone().acquire_owned().await else { break };
             let q = self.clone();
             tokio::spawn(async move {
                 q.process(&id).await;
@@ -192,7 +198,10 @@ impl Queue {
         entry.attempts += 1;
         deliver::attempt(ctx, &mut entry).await;
         if let Err(e) = self.finish(entry).await {
-            tracing::error!(queue_id = %id, error = %e, "cannot record delivery outcome");
+            // Try again later rather than leave the message without a next
+            // attempt; recipients already delivered may be sent twice then.
+            tracing::error!(queue_id = %id, error = %e, "cannot record delivery outcome; retrying in 60s");
+            self.schedule(id.to_string(), crate::time::now() + 60);
         }
     }
 
@@ -216,7 +225,7 @@ impl Queue {
         for r in entry.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
             r.status = RcptStatus::Failed;
             let last = r.last_reply.take().unwrap_or_default();
-            r.last_reply = Some(format!("message expired in the queue; last error: {last}"));
+            r.last_reply = Some(format!("{}; last error: {last}", dsn::EXPIRED));
         }
         let failed = entry.recipients.iter().any(|r| r.status == RcptStatus::Failed);
         log_outcome(&entry, if failed { "bounced" } else { "delivered" });
