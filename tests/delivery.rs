@@ -144,3 +144,23 @@ async fn a_message_that_outlives_max_lifetime_expires_with_a_dsn() {
     assert!(eventually(5, || async { queue_show(gw.admin, &id).await.is_none() }).await);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dsn_that_fails_is_dropped_not_bounced_again() {
+    // The sender's mailbox is unknown too, so the DSN itself gets a 550.
+    let b = Behaviour { unknown_users: vec!["nobody".into(), "a".into()], ..Default::default() };
+    let down = Downstream::start(b).await;
+    let gw = Gateway::start(down.addr, "").await;
+    let mut c = gw.client().await;
+    let id = queue_id(&c.send_mail("a@sender.test", &["nobody@example.test"], &message("loop", "x")).await);
+    let empty = eventually(10, || async {
+        let url = format!("http://{}", gw.admin);
+        let (ok, out, _) = mxgate(&["queue", "list", "--json", "--url", &url]).await;
+        ok && out.trim() == "[]"
+    })
+    .await;
+    assert!(empty, "the original and its DSN should both be gone");
+    assert!(queue_show(gw.admin, &id).await.is_none());
+    assert_eq!(down.count(), 0);
+    gw.shutdown().await;
+}

@@ -53,6 +53,12 @@ impl Pool {
         Ok(Lease { client, reused: false, _permit: permit })
     }
 
+    /// A connection outside the pool (recipient verification), with the
+    /// same TLS policy as deliveries.
+    pub async fn connect_once(&self, target: &Target) -> Result<Client, Failure> {
+        Client::connect(target, &self.helo, self.tls.as_ref(), self.require_tls).await
+    }
+
     /// A fresh connection in place of a reused one that failed.
     pub async fn reconnect(&self, lease: Lease) -> Result<Lease, Failure> {
         let target = lease.client.target.clone();

@@ -4,7 +4,6 @@
 //! separate positive and negative lifetimes.
 
 use super::Ctx;
-use super::client::Client;
 use super::route::{self, NextHop};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -55,16 +54,26 @@ async fn probe(ctx: &Ctx, address: &str) -> Verdict {
         Ok(t) => t,
         Err(e) => return Verdict::Unknown(e.message),
     };
-    let Some(target) = targets.first() else { return Verdict::Unknown("no next hop".into()) };
     let attempt = async {
-        let mut c = Client::connect(target, &ctx.cfg.smtp.hostname, None, false).await.map_err(|f| f.message)?;
-        let mail = c.command("MAIL FROM:<>").await.map_err(|f| f.message)?;
-        if !mail.ok() {
-            return Err(format!("MAIL FROM: {mail}"));
+        // The first server that answers decides, as for delivery.
+        let mut last = String::from("no next hop");
+        for target in &targets {
+            let mut c = match ctx.pool.connect_once(target).await {
+                Ok(c) => c,
+                Err(f) => {
+                    last = f.message;
+                    continue;
+                }
+            };
+            let mail = c.command("MAIL FROM:<>").await.map_err(|f| f.message)?;
+            if !mail.ok() {
+                return Err(format!("MAIL FROM: {mail}"));
+            }
+            let rcpt = c.command(&format!("RCPT TO:<{address}>")).await.map_err(|f| f.message)?;
+            c.quit().await;
+            return Ok(rcpt);
         }
-        let rcpt = c.command(&format!("RCPT TO:<{address}>")).await.map_err(|f| f.message)?;
-        c.quit().await;
-        Ok(rcpt)
+        Err(last)
     };
     match tokio::time::timeout(Duration::from_secs(30), attempt).await {
         Ok(Ok(r)) if r.ok() => Verdict::Accept,
