@@ -137,3 +137,25 @@ async fn sigterm_finishes_transactions_and_refuses_new_commands() {
     let got = down.wait_for(1, 20).await;
     assert!(got[0].text().contains(&format!("id {id}")) && got[0].text().ends_with("first half\r\nsecond half\r\n"));
 }
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_session_and_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = Downstream::start(Behaviour::default()).await;
+    let mut gw = Proc::start(dir.path(), down.addr, "@log\nformat = \"json\"").await;
+    let mut c = Client::connect(gw.smtp).await;
+    let id = queue_id(&c.send_mail("a@sender.test", &["b@example.test"], &message("logged", "x")).await);
+    c.say("QUIT", "221").await;
+    down.wait_for(1, 10).await;
+    assert_eq!(gw.terminate().await, Some(0));
+    let lines: Vec<serde_json::Value> =
+        gw.log_text().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let find = |msg: &str| lines.iter().filter(|l| l["message"] == msg).cloned().collect::<Vec<_>>();
+    let accepted = find("message accepted");
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["queue_id"], id.as_str());
+    let disposition = find("message disposition");
+    assert!(disposition.iter().any(|l| l["queue_id"] == id.as_str() && l["outcome"] == "delivered"), "{disposition:?}");
+    let sessions = find("session closed");
+    assert!(sessions.iter().any(|l| l["accepted"] == 1 && l["end"] == "closed"), "{sessions:?}");
+}

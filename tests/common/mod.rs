@@ -49,7 +49,7 @@ impl Gateway {
 /// Writes a config file for a gateway on `smtp`/`admin` relaying to
 /// `downstream`; see `split_extra` for `extra`.
 pub fn write_config(dir: &Path, smtp: &str, admin: &str, downstream: SocketAddr, extra: &str) -> PathBuf {
-    let (smtp_extra, mut relay_extra, admin_extra, rest) = split_extra(extra);
+    let (smtp_extra, mut relay_extra, admin_extra, log_extra, rest) = split_extra(extra);
     if !relay_extra.contains("tls =") {
         relay_extra.insert_str(0, "tls = \"none\"\n");
     }
@@ -70,6 +70,7 @@ listen = "{admin}"
 {admin_extra}
 [log]
 level = "warn"
+{log_extra}
 {rest}
 "#,
         data = dir.join("data").display(),
@@ -79,16 +80,18 @@ level = "warn"
     path
 }
 
-/// `extra` may contain lines under `@smtp`, `@relay` and `@admin` markers that
+/// `extra` may contain lines under `@smtp`, `@relay`, `@admin` and `@log` markers that
 /// go into those base sections; everything after a `@rest` marker is appended.
-fn split_extra(extra: &str) -> (String, String, String, String) {
-    let (mut smtp, mut relay, mut admin, mut rest) = (String::new(), String::new(), String::new(), String::new());
+fn split_extra(extra: &str) -> (String, String, String, String, String) {
+    let (mut smtp, mut relay, mut admin, mut log, mut rest): (String, String, String, String, String) =
+        Default::default();
     let mut target = &mut rest;
     for line in extra.lines() {
         match line.trim() {
             "@smtp" => target = &mut smtp,
             "@relay" => target = &mut relay,
             "@admin" => target = &mut admin,
+            "@log" => target = &mut log,
             "@rest" => target = &mut rest,
             _ => {
                 target.push_str(line);
@@ -96,7 +99,7 @@ fn split_extra(extra: &str) -> (String, String, String, String) {
             }
         }
     }
-    (smtp, relay, admin, rest)
+    (smtp, relay, admin, log, rest)
 }
 
 /// Runs the real `mxgate` binary (without blocking the runtime the gateway
