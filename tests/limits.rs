@@ -12,9 +12,7 @@ async fn gateway(smtp_extra: &str) -> (Downstream, Gateway) {
 
 async fn ready(gw: &Gateway) -> Client {
     let mut c = gw.client().await;
-    c.say("EHLO client.test", "250").await;
-    c.say("MAIL FROM:<a@sender.test>", "250").await;
-    c.say("RCPT TO:<b@example.test>", "250").await;
+    c.envelope("a@sender.test", &["b@example.test"]).await;
     c
 }
 

@@ -107,9 +107,7 @@ async fn bdat_chunks_including_dots_and_empty_last() {
     let down = Downstream::start(Behaviour::default()).await;
     let gw = Gateway::start(down.addr, "").await;
     let mut c = gw.client().await;
-    c.say("EHLO client.test", "250").await;
-    c.say("MAIL FROM:<a@sender.test>", "250").await;
-    c.say("RCPT TO:<b@example.test>", "250").await;
+    c.envelope("a@sender.test", &["b@example.test"]).await;
     let part1 = "Subject: chunked\r\n\r\n.line with dot\r\n";
     let part2 = ".\r\nend\r\n";
     c.send(&format!("BDAT {}\r\n{part1}", part1.len())).await;

@@ -19,9 +19,7 @@ async fn smuggled_messages_never_reach_the_downstream() {
     let gw = Gateway::start(down.addr, "").await;
     for (name, end) in PAYLOADS {
         let mut c = gw.client().await;
-        c.say("EHLO client.test", "250").await;
-        c.say("MAIL FROM:<a@sender.test>", "250").await;
-        c.say("RCPT TO:<b@example.test>", "250").await;
+        c.envelope("a@sender.test", &["b@example.test"]).await;
         c.say("DATA", "354").await;
         let smuggled = format!(
             "Subject: outer\r\n\r\nhello{end}MAIL FROM:<evil@sender.test>\r\nRCPT TO:<smuggled@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
@@ -54,9 +52,7 @@ async fn bare_lf_in_bdat_is_refused() {
     let down = Downstream::start(Behaviour::default()).await;
     let gw = Gateway::start(down.addr, "").await;
     let mut c = gw.client().await;
-    c.say("EHLO client.test", "250").await;
-    c.say("MAIL FROM:<a@sender.test>", "250").await;
-    c.say("RCPT TO:<b@example.test>", "250").await;
+    c.envelope("a@sender.test", &["b@example.test"]).await;
     let chunk = "Subject: x\r\n\r\na\n.\nb\r\n";
     c.send(&format!("BDAT {} LAST\r\n{chunk}", chunk.len())).await;
     c.expect("550 5.5.2").await;

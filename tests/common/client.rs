@@ -104,13 +104,18 @@ impl Client {
         matches!(tokio::time::timeout(Duration::from_secs(20), self.io.read(&mut chunk)).await, Ok(Ok(0)) | Ok(Err(_)))
     }
 
-    /// EHLO, MAIL, RCPT, DATA and content; returns the final reply.
-    pub async fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> String {
+    /// EHLO, MAIL and RCPT, each expected to succeed.
+    pub async fn envelope(&mut self, from: &str, to: &[&str]) {
         self.say("EHLO client.test", "250").await;
         self.say(&format!("MAIL FROM:<{from}>"), "250").await;
         for t in to {
             self.say(&format!("RCPT TO:<{t}>"), "250").await;
         }
+    }
+
+    /// EHLO, MAIL, RCPT, DATA and content; returns the final reply.
+    pub async fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> String {
+        self.envelope(from, to).await;
         self.say("DATA", "354").await;
         self.send(&format!("{content}.\r\n")).await;
         self.reply().await
