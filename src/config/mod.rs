@@ -188,11 +188,15 @@ impl Default for Queue {
 pub struct Storage {
     /// Directory for the queue index (sled) and the message spool.
     pub path: PathBuf,
+    /// Free space, in octets, kept on the storage filesystem: below it new
+    /// mail gets 452 4.3.1, so queued mail can still be delivered and
+    /// removed (the index needs room to record that).
+    pub min_free: u64,
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { path: "./data".into() }
+        Storage { path: "./data".into(), min_free: 100 * 1024 * 1024 }
     }
 }
 

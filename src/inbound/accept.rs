@@ -24,6 +24,17 @@ pub fn refusal(e: DataError, cfg: &Smtp) -> Reply {
     }
 }
 
+/// 452 4.3.1 when taking `size` more octets would leave less free space
+/// than `storage.min_free` (RFC 1870 §6.3, RFC 3463 X.3.1).
+pub fn storage_check(shared: &super::Shared, size: u64) -> Option<Reply> {
+    let free = shared.queue.ctx().store.free_space()?;
+    if free >= shared.cfg.storage.min_free.saturating_add(size) {
+        return None;
+    }
+    tracing::warn!(free, min_free = shared.cfg.storage.min_free, "storage nearly full; refusing new mail");
+    Some(Reply::new(452, "3.1", "Insufficient system storage, try again later"))
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub async fn accept(&mut self, env: Envelope, content: Vec<u8>, error: Option<DataError>) -> Reply {
         let cfg = self.shared.cfg.clone();
@@ -85,6 +96,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             next_attempt: now,
             last_error: None,
         };
+        if let Some(r) = storage_check(&self.shared, body.len() as u64) {
+            return r;
+        }
         let message_id = message_id(&body);
         log_queued(&entry, message_id.as_deref());
         // The 250 is given only after the store says the message is durable.

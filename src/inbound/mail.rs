@@ -21,6 +21,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !params.smtputf8 && from.as_ref().is_some_and(|f| !f.to_string().is_ascii()) {
             return self.reply(Reply::new(553, "6.7", "Non-ASCII address requires SMTPUTF8"));
         }
+        let declared = params.size.unwrap_or(0);
+        if let Some(r) = super::accept::storage_check(&self.shared, declared) {
+            return self.reply(r);
+        }
         let sender = from.as_ref().map_or("<>".to_string(), |f| f.to_string());
         self.txn = Txn::Mail(Envelope { from, params, rcpts: Vec::new() });
         self.reply(Reply::new(250, "1.0", format!("Sender <{}> OK", sender.trim_matches(['<', '>']))))

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
+/// Size past which an emptied current segment is replaced at once.
+const EARLY_ROLL: u64 = 1024 * 1024;
+
 type Done = oneshot::Sender<Result<(), StoreError>>;
 
 enum Op {
@@ -146,6 +149,14 @@ impl Store for EmbeddedStore {
         self.submit(|done| Op::Remove { id, done })
     }
 
+    fn free_space(&self) -> Option<u64> {
+        let path = std::ffi::CString::new(self.readers.dir().as_os_str().as_encoded_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid C string and `st` a writable statvfs.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    }
+
     fn close(&self) -> BoxFut<'_, Result<(), StoreError>> {
         // Dropping the sender ends the writer after it drained what was sent.
         self.tx.lock().unwrap().take();
@@ -223,7 +234,8 @@ impl Writer {
         let commit = self.commit(batch);
         for (res, done) in waiters {
             let res = match (&commit, res) {
-                (Err(e), _) => Err(StoreError::Io(std::io::Error::other(e.to_string()))),
+                (Err(StoreError::Io(e)), _) => Err(StoreError::Io(std::io::Error::new(e.kind(), e.to_string()))),
+                (Err(e), _) => Err(StoreError::Index(e.to_string())),
                 (Ok(()), r) => r,
             };
             let _ = done.send(res);
@@ -259,8 +271,11 @@ impl Writer {
             }
         }
         let _ = self.db.flush();
-        if let Err(e) = self.appender.replace() {
-            tracing::error!(error = %e, "cannot start a new spool segment");
+        let old = self.appender.number;
+        match self.appender.replace() {
+            Ok(()) if self.live.get(&old).copied().unwrap_or(0) == 0 => self.remove_segment(old),
+            Ok(()) => {}
+            Err(e) => tracing::error!(error = %e, "cannot start a new spool segment"),
         }
     }
 
@@ -285,6 +300,16 @@ impl Writer {
         for n in emptied {
             if n != self.appender.number && self.live.get(&n) == Some(&0) {
                 self.remove_segment(n);
+            }
+        }
+        // A current segment whose messages are all done is given up early,
+        // so its space comes back without waiting for it to fill (this is
+        // what frees a full disk once the queue drains).
+        let current = self.appender.number;
+        if self.appender.len() > EARLY_ROLL && self.live.get(&current).copied().unwrap_or(0) == 0 {
+            match self.appender.replace() {
+                Ok(()) => self.remove_segment(current),
+                Err(e) => tracing::warn!(error = %e, "cannot start a new spool segment"),
             }
         }
     }

@@ -99,6 +99,10 @@ pub trait Store: Send + Sync + 'static {
     fn update(&self, entry: QueueEntry) -> BoxFut<'_, Result<(), StoreError>>;
     /// Removes a message whose delivery is finished or which was deleted.
     fn remove(&self, id: &str) -> BoxFut<'_, Result<(), StoreError>>;
+    /// Free octets where this store writes, when it can tell.
+    fn free_space(&self) -> Option<u64> {
+        None
+    }
     /// Flushes everything and stops accepting writes.
     fn close(&self) -> BoxFut<'_, Result<(), StoreError>>;
 }

@@ -71,18 +71,30 @@ impl Appender {
     }
 
     /// Writes the buffered records to the file (not yet durable).
+    /// On failure (disk full) the buffered records are dropped, and the
+    /// length is taken from the file, so later offsets stay right even when
+    /// part of the failed write landed.
     pub fn write(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.buf)?;
-        self.len += self.buf.len() as u64;
+        let written = self.file.write_all(&self.buf);
         self.unsynced = true;
+        let n = self.buf.len() as u64;
         self.buf.clear();
         if self.buf.capacity() > 4 * 1024 * 1024 {
             self.buf.shrink_to(1024 * 1024);
         }
-        Ok(())
+        match written {
+            Ok(()) => {
+                self.len += n;
+                Ok(())
+            }
+            Err(e) => {
+                self.len = self.file.metadata().map_or(self.len + n, |m| m.len());
+                Err(e)
+            }
+        }
     }
 
     /// Makes everything written so far durable.
@@ -93,6 +105,11 @@ impl Appender {
             self.unsynced = false;
         }
         Ok(())
+    }
+
+    /// Bytes in the file.
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     /// Abandons this segment after a failed write or sync (its tail is in

@@ -42,7 +42,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$SMTP) 2>/dev/null && break;
 
 passed=0; failed=0
 ok()   { echo "ok   - $1"; passed=$((passed+1)); }
-fail() { echo "FAIL - $1"; failed=$((failed+1)); sed 's/^/     /' "$work/last.out" | tail -25; }
+fail() { echo "FAIL - $1"; failed=$((failed+1)); grep -v "^ *File\|^ *\^" "$work/last.out" | sed 's/^/     /' | head -8; sed 's/^/     /' "$work/last.out" | tail -12; }
 delivered() { # wait until the sink holds N messages
   for _ in $(seq 100); do [ "$(ls "$work/sink"/*.eml 2>/dev/null | wc -l)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
 
@@ -73,6 +73,71 @@ if ! "${s[@]}" --to victim@elsewhere.test >"$work/last.out" 2>&1 \
 delivered 3 || true
 if "$BIN" queue list --config "$work/mxgate.toml" >"$work/last.out" 2>&1 && grep -q "queue is empty" "$work/last.out"; then
   ok "queue list after delivery"; else fail "queue list after delivery"; fi
+
+# 7. A filling disk: past storage.min_free new mail gets 452 4.3.1 (never a
+#    250 for a message that is not stored); every acknowledged message is
+#    delivered once the next hop is back, and the space comes back.
+mkdir -p "$work/df"
+mount -t tmpfs -o size=8m tmpfs "$work/df"
+cleanup_df() { umount "$work/df" 2>/dev/null || true; }
+SMTP2=$(free_port); ADMIN2=$(free_port); DOWN2=$(free_port)
+cat > "$work/df.toml" <<CFG
+[smtp]
+listen = "127.0.0.1:$SMTP2"
+hostname = "mx.diskfull.test"
+[relay]
+domains = ["example.test"]
+downstream = "127.0.0.1:$DOWN2"
+[queue]
+retry_initial = "1s"
+retry_max = "1s"
+[storage]
+path = "$work/df/data"
+min_free = 3145728
+[admin]
+listen = "127.0.0.1:$ADMIN2"
+CFG
+"$BIN" serve --config "$work/df.toml" 2>"$work/df.log" &
+dfpid=$!
+pids+=($dfpid)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$SMTP2) 2>/dev/null && break; sleep 0.1; done
+if python3 - "$SMTP2" "$DOWN2" "$work" >"$work/last.out" 2>&1 <<'PY'
+import smtplib, subprocess, sys, time, os, json
+port, down, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+body = "Subject: fill\r\n\r\n" + ("y" * 70 + "\r\n") * 1400
+acked, refused = 0, 0
+for i in range(120):
+    s = smtplib.SMTP("127.0.0.1", port)
+    try:
+        s.sendmail("a@sender.test", ["b@example.test"], body)
+        acked += 1
+    except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as e:
+        assert e.smtp_code == 452 and b"4.3.1" in e.smtp_error, e
+        refused += 1
+    s.quit()
+print("acknowledged", acked, "refused", refused)
+assert refused > 0 and acked > 0, "the disk never filled"
+# The next hop comes back: everything acknowledged arrives.
+os.makedirs(work + "/sink2", exist_ok=True)
+sink = subprocess.Popen([sys.executable, "tests/docker/sink.py", "--listen", "127.0.0.1", "--port", str(down), "--dir", work + "/sink2"])
+try:
+    deadline = time.time() + 60
+    while time.time() < deadline and len([f for f in os.listdir(work + "/sink2") if f.endswith(".eml")]) < acked:
+        time.sleep(0.2)
+    got = len([f for f in os.listdir(work + "/sink2") if f.endswith(".eml")])
+    print("delivered", got)
+    assert got == acked, f"{got} of {acked} acknowledged messages delivered"
+    # Space is back: a new message is accepted.
+    time.sleep(1)
+    s = smtplib.SMTP("127.0.0.1", port)
+    s.sendmail("a@sender.test", ["b@example.test"], body)
+    s.quit()
+finally:
+    sink.terminate()
+PY
+then ok "disk filling: 452 4.3.1, acknowledged mail delivered, space reclaimed"; else fail "disk filling"; fi
+kill "$dfpid" 2>/dev/null || true; wait "$dfpid" 2>/dev/null || true
+cleanup_df
 
 echo "external: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
