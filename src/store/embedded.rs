@@ -209,10 +209,14 @@ impl Writer {
                     *self.live.entry(loc.segment).or_default() += 1;
                     staged.insert(entry.id.clone(), Some(loc));
                     enqueued.push((entry.id.clone(), loc));
-                    (Ok(put(&mut batch, entry, loc)), done)
+                    put(&mut batch, entry, loc);
+                    (Ok(()), done)
                 }
                 Op::Update { entry, done } => match self.locate(&staged, &entry.id) {
-                    Ok(loc) => (Ok(put(&mut batch, entry, loc)), done),
+                    Ok(loc) => {
+                        put(&mut batch, entry, loc);
+                        (Ok(()), done)
+                    }
                     Err(e) => (Err(e), done),
                 },
                 Op::Remove { id, done } => match self.locate(&staged, &id) {
