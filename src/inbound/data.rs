@@ -39,42 +39,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     pub async fn bdat(&mut self, size: u64, last: bool) -> Result<Flow, &'static str> {
-        let mut state = match std::mem::replace(&mut self.txn, Txn::Idle) {
+        let (env, mut st) = match std::mem::replace(&mut self.txn, Txn::Idle) {
             Txn::Mail(env) if !env.rcpts.is_empty() => {
                 let cap = self.initial_capacity(&env);
-                Some((env, Box::new((DataReceiver::bdat(self.limits()), Vec::with_capacity(cap)))))
+                (env, Box::new((DataReceiver::bdat(self.limits()), Vec::with_capacity(cap))))
             }
-            Txn::Bdat(env, st) => Some((env, st)),
+            Txn::Bdat(env, st) => (env, st),
             other => {
-                self.txn = other;
-                None
-            }
-        };
-        // The chunk is read even when it will be refused, so the session stays
-        // in step with the client (RFC 3030 §2).
-        let reply = match &mut state {
-            Some((_, st)) => {
-                let (rx, content) = &mut **st;
-                self.receive(rx, content, Some(size)).await?;
-                None
-            }
-            None => {
+                // The chunk is read even when it is refused, so the session
+                // stays in step with the client (RFC 3030 §2).
                 let mut sink =
                     DataReceiver::bdat(DataLimits { max_size: 0, max_line: usize::MAX, max_header: usize::MAX });
                 self.receive(&mut sink, &mut Vec::new(), Some(size)).await?;
-                let no_rcpts = matches!(self.txn, Txn::Mail(_));
-                self.txn = Txn::Idle;
-                Some(match no_rcpts {
-                    true => Reply::new(554, "5.1", "No valid recipients"),
-                    false => replies::bad_sequence("Send MAIL FROM first"),
-                })
+                let reply = match other {
+                    Txn::Mail(_) => Reply::new(554, "5.1", "No valid recipients"),
+                    _ => replies::bad_sequence("Send MAIL FROM first"),
+                };
+                return Ok(self.reply(reply));
             }
         };
-        if let Some(r) = reply {
-            return Ok(self.reply(r));
-        }
-        let (env, mut st) = state.expect("handled above");
-        if let Some(err) = st.0.error() {
+        let (rx, content) = &mut *st;
+        self.receive(rx, content, Some(size)).await?;
+        if let Some(err) = rx.error() {
             // Refuse the transaction now; later chunks get 503.
             return Ok(self.reply(super::accept::refusal(err, &self.shared.cfg.smtp)));
         }
@@ -82,9 +68,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.txn = Txn::Bdat(env, st);
             return Ok(self.reply(Reply::new(250, "0.0", format!("{size} octets received"))));
         }
-        let (rx, content) = &mut *st;
         rx.finish(content);
-        let reply = self.accept(env, std::mem::take(content), rx.error()).await;
+        let (content, error) = (std::mem::take(content), rx.error());
+        let reply = self.accept(env, content, error).await;
         Ok(self.reply(reply))
     }
 

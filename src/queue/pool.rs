@@ -49,7 +49,7 @@ impl Pool {
         if let Some(client) = self.take_idle(target.addr) {
             return Ok(Lease { client, reused: true, _permit: permit });
         }
-        let client = Client::connect(target, &self.helo, self.tls.as_ref(), self.require_tls).await?;
+        let client = self.connect_once(target).await?;
         Ok(Lease { client, reused: false, _permit: permit })
     }
 
@@ -61,8 +61,7 @@ impl Pool {
 
     /// A fresh connection in place of a reused one that failed.
     pub async fn reconnect(&self, lease: Lease) -> Result<Lease, Failure> {
-        let target = lease.client.target.clone();
-        let client = Client::connect(&target, &self.helo, self.tls.as_ref(), self.require_tls).await?;
+        let client = self.connect_once(&lease.client.target).await?;
         Ok(Lease { client, reused: false, _permit: lease._permit })
     }
 

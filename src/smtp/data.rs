@@ -71,11 +71,6 @@ impl DataReceiver {
         self.error
     }
 
-    /// Octets received so far, before any limit cut them off.
-    pub fn received(&self) -> usize {
-        self.received
-    }
-
     /// Feeds `input`, appending content to `out`. Returns `Some(n)` when the
     /// end of DATA was found after consuming `n` bytes of `input`; `None`
     /// when all of it was consumed and more is needed.

@@ -24,18 +24,6 @@ impl Reply {
         Reply { code, enhanced: None, text: text.into() }
     }
 
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-
-    pub fn is_temporary(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-
-    pub fn is_permanent(&self) -> bool {
-        self.code >= 500
-    }
-
     /// Wire form: every line of `text` becomes one reply line, joined with
     /// "code-" continuation markers (RFC 5321 §4.2.1).
     pub fn to_wire(&self) -> String {

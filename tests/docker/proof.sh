@@ -156,13 +156,18 @@ docker run -d --name "$C_PORT25" --network none \
     --cap-drop ALL --cap-add NET_BIND_SERVICE \
     --read-only --tmpfs /tmp \
     "$IMAGE" >/dev/null || fail "cannot start the container"
-health_ok() { running "$C_PORT25" && docker exec "$C_PORT25" mxgate-healthcheck; }
-deadline=$(($(date +%s) + TIMEOUT))
-until health_ok >/dev/null 2>&1; do
-    running "$C_PORT25" || fail "container exited: $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$C_PORT25")"
-    [ "$(date +%s)" -lt "$deadline" ] || fail "admin /healthz not 200 within ${TIMEOUT}s"
-    sleep 0.5
-done
+# wait_healthy CONTAINER WHAT CHECK...: polls CHECK until it succeeds, failing
+# early if the container exits, or after TIMEOUT seconds.
+wait_healthy() {
+    local c=$1 what=$2 deadline=$(($(date +%s) + TIMEOUT))
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        running "$c" || fail "container exited: $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$c")"
+        [ "$(date +%s)" -lt "$deadline" ] || fail "$what not 200 within ${TIMEOUT}s"
+        sleep 0.5
+    done
+}
+wait_healthy "$C_PORT25" "admin /healthz" docker exec "$C_PORT25" mxgate-healthcheck
 banner=$(docker exec "$C_PORT25" bash -c \
     'exec 3<>/dev/tcp/127.0.0.1/25 && read -r -t 10 line <&3 && printf "%s\n" "$line" && printf "QUIT\r\n" >&3' |
     tr -d '\r') || fail "nothing answers on port 25 inside the container"
@@ -202,12 +207,7 @@ with urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout
     sys.exit(0 if r.status == 200 else 1)
 EOF
 }
-deadline=$(($(date +%s) + TIMEOUT))
-until healthz >/dev/null 2>&1; do
-    running "$C_FLOW" || fail "container exited: $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$C_FLOW")"
-    [ "$(date +%s)" -lt "$deadline" ] || fail "GET /healthz on 127.0.0.1:$ADMIN_PORT not 200 within ${TIMEOUT}s"
-    sleep 0.5
-done
+wait_healthy "$C_FLOW" "GET /healthz on 127.0.0.1:$ADMIN_PORT" healthz
 out=$(docker exec "$C_FLOW" mxgate-healthcheck 2>&1) || fail "the image's HEALTHCHECK command fails: $out"
 say "up: SMTP 127.0.0.1:$SMTP_PORT, admin 127.0.0.1:$ADMIN_PORT, HEALTHCHECK: $out"
 
