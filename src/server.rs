@@ -35,6 +35,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let dns = crate::dns::resolver(&cfg.dns.nameservers)?;
     let queue = Queue::start(cfg.clone(), store.clone(), dns).await.map_err(|e| format!("loading the queue: {e}"))?;
     let tls = crate::tls::server_config(&cfg)?;
+    let pipeline = Arc::new(Pipeline::from_config(&cfg)?);
     let smtp = TcpListener::bind(cfg.smtp.listen).await.map_err(|e| format!("smtp.listen {}: {e}", cfg.smtp.listen))?;
     let admin =
         TcpListener::bind(cfg.admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
@@ -46,12 +47,12 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         queue: queue.clone(),
         tls,
         verifier: Verifier::default(),
-        pipeline: Pipeline::default(),
+        pipeline: pipeline.clone(),
         shutdown: stop_rx.clone(),
     });
     let (done_tx, sessions_done) = mpsc::channel(1);
     tokio::spawn(inbound::listen(smtp, shared, done_tx));
-    let admin_state = Arc::new(AdminState { queue: queue.clone(), token: cfg.admin.token.clone(), shutdown: stop_rx });
+    let admin_state = Arc::new(AdminState { queue: queue.clone(), pipeline, token: cfg.admin.token.clone(), shutdown: stop_rx });
     tokio::spawn(admin::serve(admin, admin_state));
     tracing::info!(smtp = %smtp_addr, admin = %admin_addr, hostname = %cfg.smtp.hostname, "mxgate started");
     Ok(Running { smtp_addr, admin_addr, stop, sessions_done, queue, store, grace: cfg.smtp.shutdown_grace })

@@ -17,12 +17,15 @@ use tokio::sync::watch;
 
 pub struct AdminState {
     pub queue: Queue,
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
     pub token: Option<String>,
     pub shutdown: watch::Receiver<bool>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
-    let api = queue::routes().route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let api = queue::routes()
+        .route("/pipeline/stages", get(stage_times))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -40,6 +43,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
         tracing::error!(error = %e, "admin listener failed");
     }
+}
+
+/// Time spent in each stage since start, for the benchmark and operators.
+async fn stage_times(State(s): State<Arc<AdminState>>) -> axum::Json<Vec<crate::pipeline::StageTime>> {
+    axum::Json(s.pipeline.stage_times())
 }
 
 async fn ready(State(s): State<Arc<AdminState>>) -> Response {

@@ -37,7 +37,10 @@ fn view(s: &AdminState, entry: QueueEntry) -> View {
 
 pub fn explain(e: &QueueEntry, delivering: bool, now: u64) -> String {
     if e.state == EntryState::Held {
-        return "held by a pipeline verdict; not delivered until released".into();
+        return match &e.verdict {
+            Some(d) => format!("quarantined by the scanning policy: {}; not delivered until released", d.reason),
+            None => "held by a pipeline verdict; not delivered until released".into(),
+        };
     }
     if delivering {
         return "a delivery attempt is running now".into();

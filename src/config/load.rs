@@ -136,6 +136,8 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     if !c.admin.listen.ip().is_loopback() && c.admin.token.as_deref().unwrap_or("").is_empty() {
         return Err(("admin.token", "required when admin.listen is not a loopback address".into()));
     }
+    c.scan.validate()?;
+    c.policy.validate()?;
     for ns in &c.dns.nameservers {
         crate::dns::parse_nameserver(ns).map_err(|e| ("dns.nameservers", e))?;
     }

@@ -30,6 +30,10 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub scan: crate::pipeline::ScanConfig,
+    #[serde(default)]
+    pub policy: crate::pipeline::PolicyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,7 +4,7 @@
 use super::received::Trace;
 use super::session::{Envelope, Session};
 use crate::config::Smtp;
-use crate::pipeline::{Facts, Verdict};
+use crate::pipeline::{Action, Decision, Facts};
 use crate::queue::new_id;
 use crate::smtp::Reply;
 use crate::smtp::data::DataError;
@@ -66,14 +66,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             sender: env.from.as_ref().map(|f| f.to_string()),
             recipients: env.rcpts.iter().map(|r| r.to_string()).collect(),
         };
-        let state = match self.shared.pipeline.run(&facts, &body).await {
-            Verdict::Deliver => EntryState::Queued,
-            Verdict::Hold(_) => EntryState::Held,
-            Verdict::Refuse(r) => {
+        let decision = self.shared.pipeline.run(&facts, &body).await;
+        let state = match decision.action {
+            Action::Reject | Action::Tempfail => {
                 self.stats.rejected += 1;
-                return r;
+                return verdict_reply(&decision);
             }
+            Action::Quarantine => EntryState::Held,
+            Action::Deliver | Action::Tag => EntryState::Queued,
         };
+        let policy = self.shared.pipeline.policy();
+        let body = crate::pipeline::headers::rewrite(&body, &cfg.smtp.hostname, &decision, &policy.subject_prefix);
         let now = crate::time::now();
         let entry = QueueEntry {
             id: id.clone(),
@@ -95,6 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             attempts: 0,
             next_attempt: now,
             last_error: None,
+            verdict: Some(decision),
         };
         if let Some(r) = storage_check(&self.shared, body.len() as u64) {
             return r;
@@ -111,6 +115,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         self.stats.accepted += 1;
         Reply::new(250, "0.0", format!("Ok: queued as {id}"))
+    }
+}
+
+/// 550 5.7.1 or 451 4.7.1 with the policy's reason (RFC 3463 X.7.1:
+/// delivery not authorized, message refused).
+fn verdict_reply(d: &Decision) -> Reply {
+    let mut why: String = d.reason.chars().map(|c| if c.is_control() || !c.is_ascii() { '?' } else { c }).collect();
+    if why.len() > 300 {
+        let cut = (0..=300).rev().find(|&i| why.is_char_boundary(i)).unwrap_or(0);
+        why.truncate(cut);
+        why.push_str("...");
+    }
+    match d.action {
+        Action::Tempfail => Reply::new(451, "7.1", format!("Message not scanned, try again later: {why}")),
+        _ => Reply::new(550, "7.1", format!("Message rejected: {why}")),
     }
 }
 

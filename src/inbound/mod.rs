@@ -30,7 +30,7 @@ pub struct Shared {
     pub queue: Queue,
     pub tls: Arc<rustls::ServerConfig>,
     pub verifier: Verifier,
-    pub pipeline: Pipeline,
+    pub pipeline: Arc<Pipeline>,
     pub shutdown: watch::Receiver<bool>,
 }
 

@@ -1,14 +1,38 @@
-//! The seam between DATA and the 250 reply: every accepted message passes
-//! through the pipeline's stages before it is queued, so a verdict can still
-//! reject it in the session (no backscatter). The core ships with no stages;
-//! scanning stages plug in here.
+//! The scanning pipeline, between DATA and the 250 reply: every accepted
+//! message passes through it before it is queued, so a verdict can still
+//! reject it in the session (no backscatter).
+//!
+//! - `finding`: what stages report (symbols, auth results) and the decision.
+//! - `message`: parse once with mail-parser; parser limits as symbols.
+//! - `policy`: allow/block lists, per-symbol overrides, score thresholds.
+//! - `headers`: Authentication-Results, X-Mxgate-*, subject tagging.
+//! - `stages`: the built-in stages, one file each.
+//!
+//! A stage's input is plain data (`Facts` and the raw message; the parsed
+//! view is derived from the bytes) and its output is `Findings`, so the same
+//! stage can run in another process.
 
-use crate::smtp::Reply;
+pub mod config;
+pub mod finding;
+pub mod headers;
+pub mod lists;
+pub mod message;
+pub mod policy;
+pub mod stages;
+
+pub use config::{OnError, ScanConfig};
+pub use finding::{Action, Decision, Findings, StageError, Symbol};
+pub use policy::PolicyConfig;
+
 use crate::store::BoxFut;
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// What a stage may know about the session: plain data, so a stage can run
-/// in another process.
+/// What a stage may know about the session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
     pub queue_id: String,
@@ -19,39 +43,132 @@ pub struct Facts {
     pub recipients: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Deliver,
-    /// Keep the message, but do not deliver it (held in the queue).
-    Hold(String),
-    /// Refuse the message with this reply (5xx or 4xx).
-    Refuse(Reply),
+/// A stage's view of one message.
+pub struct Input<'a> {
+    pub facts: &'a Facts,
+    /// The message as received, with our Received header on top.
+    pub raw: &'a [u8],
+    /// `None` when the message could not be parsed at all.
+    pub message: Option<&'a mail_parser::Message<'a>>,
 }
 
 pub trait Stage: Send + Sync {
-    fn name(&self) -> &str;
-    fn check<'a>(&'a self, facts: &'a Facts, message: &'a [u8]) -> BoxFut<'a, Verdict>;
+    fn name(&self) -> &'static str;
+    fn check<'a>(&'a self, input: &'a Input<'a>) -> BoxFut<'a, Result<Findings, StageError>>;
 }
 
-#[derive(Default)]
+/// A stage with its time limit, error policy and running totals.
+struct Slot {
+    stage: Arc<dyn Stage>,
+    timeout: Duration,
+    on_error: OnError,
+    nanos: AtomicU64,
+    runs: AtomicU64,
+}
+
+/// Time spent per stage since start: `(name, runs, total nanoseconds)`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageTime {
+    pub stage: String,
+    pub runs: u64,
+    pub total_ns: u64,
+}
+
 pub struct Pipeline {
-    stages: Vec<Box<dyn Stage>>,
+    slots: Vec<Slot>,
+    limits: message::Limits,
+    policy: PolicyConfig,
+}
+
+impl Default for Pipeline {
+    /// No stages and the default policy.
+    fn default() -> Self {
+        Pipeline { slots: Vec::new(), limits: Default::default(), policy: Default::default() }
+    }
 }
 
 impl Pipeline {
-    pub fn new(stages: Vec<Box<dyn Stage>>) -> Pipeline {
-        Pipeline { stages }
+    pub fn new(stages: Vec<Arc<dyn Stage>>, scan: &ScanConfig, policy: PolicyConfig) -> Pipeline {
+        let slots = stages
+            .into_iter()
+            .map(|stage| {
+                let (timeout, on_error) = scan.rule(stage.name());
+                Slot { stage, timeout, on_error, nanos: AtomicU64::new(0), runs: AtomicU64::new(0) }
+            })
+            .collect();
+        Pipeline { slots, limits: scan.limits.clone(), policy }
     }
 
-    /// Runs the stages in order; the first verdict other than Deliver wins.
-    pub async fn run(&self, facts: &Facts, message: &[u8]) -> Verdict {
-        for s in &self.stages {
-            let v = s.check(facts, message).await;
-            if v != Verdict::Deliver {
-                tracing::info!(queue_id = %facts.queue_id, stage = s.name(), verdict = ?v, "pipeline verdict");
-                return v;
+    /// Builds the configured built-in stages.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Pipeline, String> {
+        Ok(Pipeline::new(stages::build(cfg)?, &cfg.scan, cfg.policy.clone()))
+    }
+
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    /// Scans one message and decides what happens to it.
+    pub async fn run(&self, facts: &Facts, raw: &[u8]) -> Decision {
+        let mut symbols = self.policy.list_symbols(facts);
+        if symbols.iter().any(|s| s.action == Some(Action::Reject)) {
+            return self.policy.decide(symbols, Vec::new());
+        }
+        let parsed = message::parse(raw);
+        symbols.extend(message::limit_symbols(parsed.as_ref(), &self.limits));
+        let input = Input { facts, raw, message: parsed.as_ref() };
+        let results = futures_util::future::join_all(self.slots.iter().map(|s| run_slot(s, &input))).await;
+        let mut auth_results = Vec::new();
+        for (slot, result) in self.slots.iter().zip(results) {
+            match result {
+                Ok(f) => {
+                    symbols.extend(f.symbols);
+                    auth_results.extend(f.auth_results);
+                }
+                Err(e) => symbols.push(error_symbol(slot, &e, &facts.queue_id)),
             }
         }
-        Verdict::Deliver
+        let d = self.policy.decide(symbols, auth_results);
+        tracing::info!(queue_id = %facts.queue_id, action = d.action.as_str(), score = d.score,
+            symbols = %d.symbol_list(), reason = %d.reason, "scanned");
+        d
+    }
+
+    pub fn stage_times(&self) -> Vec<StageTime> {
+        self.slots
+            .iter()
+            .map(|s| StageTime {
+                stage: s.stage.name().to_string(),
+                runs: s.runs.load(Ordering::Relaxed),
+                total_ns: s.nanos.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+/// One stage, bounded in time; a panic is an error like any other, so a
+/// hostile message cannot take the session down with it.
+async fn run_slot(slot: &Slot, input: &Input<'_>) -> Result<Findings, StageError> {
+    let start = Instant::now();
+    let fut = AssertUnwindSafe(slot.stage.check(input)).catch_unwind();
+    let r = match tokio::time::timeout(slot.timeout, fut).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(StageError("the stage panicked".into())),
+        Err(_) => Err(StageError(format!("timed out after {:?}", slot.timeout))),
+    };
+    slot.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    slot.runs.fetch_add(1, Ordering::Relaxed);
+    r
+}
+
+/// `<STAGE>_ERROR`, with the action the stage's `on_error` names.
+fn error_symbol(slot: &Slot, e: &StageError, queue_id: &str) -> Symbol {
+    let name = slot.stage.name();
+    tracing::warn!(queue_id, stage = name, error = %e, on_error = ?slot.on_error, "stage failed");
+    let s = Symbol::new(format!("{}_ERROR", name.to_ascii_uppercase()), 0.0, format!("{name}: {e}"));
+    match slot.on_error {
+        OnError::Tempfail => s.with_action(Action::Tempfail),
+        OnError::Quarantine => s.with_action(Action::Quarantine),
+        OnError::Skip => s,
     }
 }

@@ -65,6 +65,7 @@ pub fn build(entry: &QueueEntry, original: &[u8], hostname: &str, id: String) ->
         attempts: 0,
         next_attempt: now,
         last_error: None,
+        verdict: None,
     };
     Some((dsn, body))
 }

@@ -20,6 +20,7 @@ pub fn sample_entry(id: &str) -> QueueEntry {
         attempts: 0,
         next_attempt: 0,
         last_error: None,
+        verdict: None,
     }
 }
 

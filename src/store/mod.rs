@@ -56,7 +56,7 @@ pub enum EntryState {
 }
 
 /// A queued message's record: envelope, session facts and delivery state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
     pub id: String,
     /// Unix seconds when the 250 was given.
@@ -79,6 +79,9 @@ pub struct QueueEntry {
     /// Unix seconds of the next attempt.
     pub next_attempt: u64,
     pub last_error: Option<String>,
+    /// What the scanning pipeline decided, with its symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::pipeline::Decision>,
 }
 
 impl QueueEntry {
