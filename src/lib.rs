@@ -8,6 +8,9 @@
 //!                        end of DATA/BDAT: inbound::accept
 //!                          ├─ Received header (inbound::received)
 //!                          ├─ pipeline::Pipeline  (verdict before the 250; no backscatter)
+//!                          │    parse once (pipeline::message) -> stages concurrently (pipeline::stages:
+//!                          │    auth, dnsbl, uribl, attachment, phishing, heuristics) -> pipeline::policy
+//!                          │    -> reject/tempfail in the session, or pipeline::headers then hold/queue
 //!                          └─ store::Store::enqueue  (fsynced, group commit)  --> 250 queued as ID
 //! queue::Queue (scheduler) --due--> queue::deliver --> queue::pool/client --SMTP--> downstream
 //!                                      ├─ queue::route   (per-domain next hop, MX via dns)
@@ -19,7 +22,7 @@
 //! - [`config`]: typed TOML + environment configuration, validated once.
 //! - [`smtp`]: the protocol without I/O.
 //! - [`inbound`]: the SMTP server.
-//! - [`pipeline`]: the stage seam between DATA and the 250 reply.
+//! - [`pipeline`]: scanning stages, the policy that turns their symbols into an action, verdict headers.
 //! - [`store`]: the storage trait, the embedded backend and its conformance suite.
 //! - [`queue`]: scheduling, delivery, routing, recipient verification, DSNs.
 //! - [`admin`]: the admin HTTP API; [`cli`]: the command line that talks to it.

@@ -52,7 +52,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     });
     let (done_tx, sessions_done) = mpsc::channel(1);
     tokio::spawn(inbound::listen(smtp, shared, done_tx));
-    let admin_state = Arc::new(AdminState { queue: queue.clone(), pipeline, token: cfg.admin.token.clone(), shutdown: stop_rx });
+    let admin_state =
+        Arc::new(AdminState { queue: queue.clone(), pipeline, token: cfg.admin.token.clone(), shutdown: stop_rx });
     tokio::spawn(admin::serve(admin, admin_state));
     tracing::info!(smtp = %smtp_addr, admin = %admin_addr, hostname = %cfg.smtp.hostname, "mxgate started");
     Ok(Running { smtp_addr, admin_addr, stop, sessions_done, queue, store, grace: cfg.smtp.shutdown_grace })

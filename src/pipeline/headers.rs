@@ -69,10 +69,15 @@ fn forged(field: &[u8], hostname: &str) -> bool {
 pub fn rewrite(raw: &[u8], hostname: &str, d: &Decision, subject_prefix: &str) -> Vec<u8> {
     let (fields, body_at) = split_fields(raw);
     let mut out = Vec::with_capacity(raw.len() + 512);
+    // Our own Received trace field stays on top (RFC 5321 §4.4); the
+    // results go right under it, as RFC 8601 §5 asks.
+    let ours = fields.first().is_some_and(|f| name_of(f).eq_ignore_ascii_case(b"received"));
+    let (trace, fields) = fields.split_at(usize::from(ours));
+    trace.iter().for_each(|f| out.extend_from_slice(f));
     out.extend_from_slice(verdict_headers(hostname, d).as_bytes());
     let tag = d.action == Action::Tag && !subject_prefix.is_empty();
     let mut subject_seen = false;
-    for f in fields {
+    for &f in fields {
         if forged(f, hostname) {
             continue;
         }
@@ -120,12 +125,9 @@ pub fn verdict_headers(hostname: &str, d: &Decision) -> String {
         ar.push_str(";\r\n\t");
         ar.push_str(&clean(r));
     }
-    let symbols = fold("X-Mxgate-Symbols:", &d.symbol_list());
-    format!(
-        "{ar}\r\nX-Mxgate-Verdict: {}\r\nX-Mxgate-Score: {}\r\n{symbols}",
-        d.action.as_str(),
-        fmt_score(d.score)
-    )
+    let list = d.symbol_list();
+    let symbols = fold("X-Mxgate-Symbols:", if list.is_empty() { "none" } else { &list });
+    format!("{ar}\r\nX-Mxgate-Verdict: {}\r\nX-Mxgate-Score: {}\r\n{symbols}", d.action.as_str(), fmt_score(d.score))
 }
 
 /// `name value`, folded after commas so no line passes 78 characters.
@@ -175,10 +177,11 @@ mod tests {
 
     #[test]
     fn forged_results_and_verdicts_are_removed_and_subject_tagged() {
-        let raw = b"Received: from x\r\nAuthentication-Results: MX.GW.TEST;\r\n dkim=pass\r\n\
+        let raw = b"Received: from x\r\n\tby y\r\nAuthentication-Results: MX.GW.TEST;\r\n dkim=pass\r\n\
 Authentication-Results: other.test; spf=fail\r\nX-Mxgate-Verdict: deliver\r\nSubject: hello\r\n\r\nbody\r\n";
         let out = String::from_utf8(rewrite(raw, "mx.gw.test", &decision(Action::Tag), "[SPAM]")).unwrap();
-        assert!(out.starts_with("Authentication-Results: mx.gw.test;\r\n\tspf=pass smtp.mailfrom=x@s.test\r\n"), "{out}");
+        let ar = "Authentication-Results: mx.gw.test;\r\n\tspf=pass smtp.mailfrom=x@s.test\r\n";
+        assert!(out.starts_with(&format!("Received: from x\r\n\tby y\r\n{ar}")), "{out}");
         assert!(out.contains("X-Mxgate-Verdict: tag\r\nX-Mxgate-Score: 6.5\r\nX-Mxgate-Symbols: A(6.0), B(0.5)\r\n"));
         assert!(!out.contains("dkim=pass"));
         assert!(out.contains("Authentication-Results: other.test; spf=fail\r\n"));

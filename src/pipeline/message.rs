@@ -98,10 +98,7 @@ pub fn limit_symbols(msg: Option<&Message<'_>>, limits: &Limits) -> Vec<Symbol> 
     }
     let decoded: u64 = leaves.iter().map(|l| decoded_len(l.part)).sum();
     if decoded > limits.max_decoded_size {
-        out.push(limit(
-            "MIME_DECODED_TOO_BIG",
-            format!("{decoded} decoded octets exceed {}", limits.max_decoded_size),
-        ));
+        out.push(limit("MIME_DECODED_TOO_BIG", format!("{decoded} decoded octets exceed {}", limits.max_decoded_size)));
     }
     let broken = leaves.iter().filter(|l| l.part.is_encoding_problem).count();
     if broken > 0 {

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod finding;
 pub mod headers;
+pub mod html;
 pub mod lists;
 pub mod message;
 pub mod policy;

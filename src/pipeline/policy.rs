@@ -2,9 +2,9 @@
 //! by symbols (overridable per symbol) and score thresholds both apply; the
 //! more severe wins.
 
+use super::Facts;
 use super::finding::{Action, Decision, Symbol, fmt_score};
 use super::lists::{Cidr, sender_matches};
-use super::Facts;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -72,13 +72,20 @@ impl PolicyConfig {
         let mut out = Vec::new();
         let ip = facts.client_ip.parse().ok();
         let sender = facts.sender.as_deref().unwrap_or("");
-        let on_ips = |list: &[String]| ip.is_some_and(|ip| list.iter().any(|c| Cidr::parse(c).is_ok_and(|c| c.contains(ip))));
+        let on_ips =
+            |list: &[String]| ip.is_some_and(|ip| list.iter().any(|c| Cidr::parse(c).is_ok_and(|c| c.contains(ip))));
         let on_senders = |list: &[String]| !sender.is_empty() && list.iter().any(|p| sender_matches(p, sender));
         if on_ips(&self.block_ips) {
-            out.push(Symbol::new("BLOCKLIST_IP", 0.0, format!("client {} is on the block list", facts.client_ip)).with_action(Action::Reject));
+            out.push(
+                Symbol::new("BLOCKLIST_IP", 0.0, format!("client {} is on the block list", facts.client_ip))
+                    .with_action(Action::Reject),
+            );
         }
         if on_senders(&self.block_senders) {
-            out.push(Symbol::new("BLOCKLIST_SENDER", 0.0, format!("sender {sender} is on the block list")).with_action(Action::Reject));
+            out.push(
+                Symbol::new("BLOCKLIST_SENDER", 0.0, format!("sender {sender} is on the block list"))
+                    .with_action(Action::Reject),
+            );
         }
         if on_ips(&self.allow_ips) {
             out.push(Symbol::new("ALLOWLIST_IP", 0.0, format!("client {} is on the allow list", facts.client_ip)));
@@ -98,7 +105,8 @@ impl PolicyConfig {
             }
         }
         let allowed = symbols.iter().any(|s| s.name.starts_with("ALLOWLIST_"));
-        let score: f64 = symbols.iter().map(|s| s.score).sum();
+        // `+ 0.0` turns the empty sum (-0.0) into 0.0.
+        let score: f64 = symbols.iter().map(|s| s.score).sum::<f64>() + 0.0;
         let forced: Vec<&Symbol> = symbols.iter().filter(|s| !allowed || survives_allowlist(&s.name)).collect();
         let hard = forced.iter().filter_map(|s| s.action).max().unwrap_or(Action::Deliver);
         let by_score = if allowed { Action::Deliver } else { self.threshold_action(score) };
@@ -110,7 +118,12 @@ impl PolicyConfig {
                 forced.iter().filter(|s| s.action == Some(hard)).map(|s| format!("{}: {}", s.name, s.reason)).collect();
             why.join("; ")
         } else {
-            format!("spam score {} reached the {} threshold {}", fmt_score(score), action.as_str(), fmt_score(self.threshold(action)))
+            format!(
+                "spam score {} reached the {} threshold {}",
+                fmt_score(score),
+                action.as_str(),
+                fmt_score(self.threshold(action))
+            )
         };
         Decision { action, score, symbols, reason, auth_results }
     }
@@ -156,7 +169,10 @@ mod tests {
         assert_eq!(p.decide(vec![sym("A", 1.0, None)], vec![]).action, Action::Deliver);
         assert_eq!(p.decide(vec![sym("A", 6.0, None)], vec![]).action, Action::Tag);
         let d = p.decide(vec![sym("A", 9.0, None), sym("B", 2.0, None)], vec![]);
-        assert_eq!((d.action, d.reason.as_str()), (Action::Quarantine, "spam score 11.0 reached the quarantine threshold 10.0"));
+        assert_eq!(
+            (d.action, d.reason.as_str()),
+            (Action::Quarantine, "spam score 11.0 reached the quarantine threshold 10.0")
+        );
         let d = p.decide(vec![sym("A", 0.0, Some(Action::Reject)), sym("B", 11.0, None)], vec![]);
         assert_eq!((d.action, d.reason.as_str()), (Action::Reject, "A: A seen"));
     }
@@ -164,7 +180,8 @@ mod tests {
     #[test]
     fn overrides_change_score_and_action() {
         let mut p = PolicyConfig::default();
-        p.symbols.insert("DMARC_POLICY_REJECT".into(), SymbolRule { score: Some(2.0), action: Some(Action::Quarantine) });
+        p.symbols
+            .insert("DMARC_POLICY_REJECT".into(), SymbolRule { score: Some(2.0), action: Some(Action::Quarantine) });
         p.symbols.insert("NOISY".into(), SymbolRule { score: Some(0.0), action: None });
         let d = p.decide(vec![sym("DMARC_POLICY_REJECT", 0.0, Some(Action::Reject)), sym("NOISY", 9.0, None)], vec![]);
         assert_eq!((d.action, d.score), (Action::Quarantine, 2.0));
