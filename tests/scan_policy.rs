@@ -206,3 +206,25 @@ async fn a_stage_that_times_out_follows_its_on_error_policy() {
     assert_eq!(entry["state"], "held");
     assert!(entry["why"].as_str().unwrap().contains("AUTH_ERROR"));
 }
+
+#[tokio::test]
+async fn bad_scanning_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[relay]\ndomains = [\"a.test\"]\ndownstream = \"h:25\"\n";
+    for (extra, key, says) in [
+        ("[scan]\nstages = [\"antivirus\"]\n", "scan.stages", "unknown stage `antivirus`"),
+        ("[scan]\nstages = [\"dmarc\"]\n", "scan.stages", "dmarc needs spf and dkim"),
+        ("[scan]\non_error = \"ignore\"\n", "scan.on_error", "ignore"),
+        ("[scan.stage.antivirus]\non_error = \"skip\"\n", "scan.stage", "unknown stage `antivirus`"),
+        ("[scan.attachment]\nmax_archive_depth = 0\n", "scan", "scan.attachment.max_archive_depth"),
+        ("[scan.attachment]\nblocked = [\"exe\"]\n", "scan.attachment.blocked", "unknown key"),
+        ("[policy]\nblock_ips = [\"10.0.0.0/99\"]\n", "policy.block_ips", "bad prefix length"),
+        ("[policy.symbols.X]\naction = \"explode\"\n", "policy.symbols.X.action", "explode"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let (ok, _, err) = common::mxgate(&["check-config", "--config", path.to_str().unwrap()]).await;
+        assert!(!ok, "accepted: {extra}");
+        assert!(err.contains(&format!("key `{key}`")) && err.contains(says), "{extra}: {err}");
+    }
+}

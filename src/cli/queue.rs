@@ -96,6 +96,22 @@ fn print_show(e: &Value) {
     println!("attempts:     {}", s(&e["attempts"]));
     println!("next attempt: {}", date(&e["next_attempt"]));
     println!("last error:   {}", s(&e["last_error"]));
+    let v = &e["verdict"];
+    if v.is_object() {
+        println!(
+            "verdict:      {} (score {})",
+            s(&v["action"]),
+            v["score"].as_f64().map_or("-".into(), |x| format!("{x:.1}"))
+        );
+        for sym in v["symbols"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<32} {:>6}  {}",
+                s(&sym["name"]),
+                sym["score"].as_f64().map_or("-".into(), |x| format!("{x:.1}")),
+                s(&sym["reason"])
+            );
+        }
+    }
     println!("recipients:");
     for r in e["recipients"].as_array().into_iter().flatten() {
         println!("  {:<40} {:<10} {}", s(&r["address"]), s(&r["status"]), s(&r["last_reply"]));

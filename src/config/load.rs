@@ -138,6 +138,8 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     }
     c.scan.validate()?;
     c.policy.validate()?;
+    // Each stage checks its own settings when it is built.
+    crate::pipeline::stages::build(c).map_err(|e| ("scan", e))?;
     for ns in &c.dns.nameservers {
         crate::dns::parse_nameserver(ns).map_err(|e| ("dns.nameservers", e))?;
     }
