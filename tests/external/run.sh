@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Tests with real outside clients: swaks (STARTTLS, pipelining, BDAT-less
-# plain SMTP, relay refusal) against the real binary, relaying to a recording
-# sink. Installs what it needs. Traffic stays on 127.0.0.1.
+# plain SMTP, relay refusal, scanning verdicts) against the real binary,
+# relaying to a recording sink, with dnsmasq as the DNS server publishing
+# SPF and DMARC records. Installs what it needs. Traffic stays on 127.0.0.1.
 # Usage: tests/external/run.sh [path/to/mxgate]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-target/debug/mxgate}
 [ -x "$BIN" ] || cargo build --quiet
-if ! command -v swaks >/dev/null || ! perl -MNet::SSLeay -e1 2>/dev/null; then
+if ! command -v swaks >/dev/null || ! perl -MNet::SSLeay -e1 2>/dev/null || ! command -v dnsmasq >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swaks libnet-ssleay-perl libio-socket-ssl-perl >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base >/dev/null
 fi
 
 work=$(mktemp -d)
@@ -23,6 +24,15 @@ python3 tests/docker/sink.py --listen 127.0.0.1 --port 0 --dir "$work/sink" --po
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/sink.port" ] && break; sleep 0.1; done
 SINK=$(cat "$work/sink.port")
+# DNS: dnsmasq answers for .test from these records only (NXDOMAIN for the
+# rest) and asks no one else.
+DNS=$(free_port)
+dnsmasq --keep-in-foreground --port="$DNS" --listen-address=127.0.0.1 --bind-interfaces \
+  --no-resolv --no-hosts --local=/test/ --pid-file="$work/dnsmasq.pid" \
+  --txt-record=sender.test,"v=spf1 ip4:127.0.0.1 -all" \
+  --txt-record=bank.test,"v=spf1 ip4:192.0.2.1 -all" \
+  --txt-record=_dmarc.bank.test,"v=DMARC1; p=reject" 2>"$work/dnsmasq.log" &
+pids+=($!)
 SMTP=$(free_port); ADMIN=$(free_port)
 cat > "$work/mxgate.toml" <<CFG
 [smtp]
@@ -35,6 +45,8 @@ downstream = "127.0.0.1:$SINK"
 path = "$work/data"
 [admin]
 listen = "127.0.0.1:$ADMIN"
+[dns]
+nameservers = ["127.0.0.1:$DNS"]
 CFG
 "$BIN" serve --config "$work/mxgate.toml" 2>"$work/mxgate.log" &
 pids+=($!)
@@ -74,7 +86,27 @@ delivered 3 || true
 if "$BIN" queue list --config "$work/mxgate.toml" >"$work/last.out" 2>&1 && grep -q "queue is empty" "$work/last.out"; then
   ok "queue list after delivery"; else fail "queue list after delivery"; fi
 
-# 7. A filling disk: past storage.min_free new mail gets 452 4.3.1 (never a
+# 7. Scanning: SPF passes for sender.test and the delivered copy says so.
+if "${s[@]}" --to b@example.test --header "Subject: swaks spf" >"$work/last.out" 2>&1 && delivered 4 \
+   && grep -l "Subject: swaks spf" "$work"/sink/*.eml | xargs grep -q "spf=pass smtp.mailfrom=a@sender.test" \
+   && grep -l "Subject: swaks spf" "$work"/sink/*.eml | xargs grep -q "X-Mxgate-Verdict: deliver"; then
+  ok "SPF pass recorded in Authentication-Results"; else fail "SPF pass in Authentication-Results"; fi
+
+# 8. DMARC p=reject with SPF failing and no signature: 550 in the session.
+if ! swaks --server 127.0.0.1 --port "$SMTP" --from ceo@bank.test --header "From: <ceo@bank.test>" \
+     --to b@example.test >"$work/last.out" 2>&1 \
+   && grep -q "550 5.7.1 Message rejected: DMARC_POLICY_REJECT" "$work/last.out"; then
+  ok "DMARC p=reject rejected in the session"; else fail "DMARC p=reject"; fi
+
+# 9. A Windows program named .pdf is quarantined, and queue show says why.
+python3 -c "import struct; b=bytearray(512); b[:2]=b'MZ'; b[0x3c:0x40]=struct.pack('<I',0x80); b[0x80:0x84]=b'PE\0\0'; open('$work/invoice.pdf','wb').write(b)"
+if "${s[@]}" --to b@example.test --attach-type application/pdf --attach @"$work/invoice.pdf" >"$work/last.out" 2>&1 \
+   && id=$(grep -o "queued as [0-9A-F]*" "$work/last.out" | awk '{print $3}') \
+   && "$BIN" queue show "$id" --config "$work/mxgate.toml" >"$work/last.out" 2>&1 \
+   && grep -q "state: *held" "$work/last.out" && grep -q "ATTACHMENT_DISGUISED_EXECUTABLE" "$work/last.out"; then
+  ok "disguised executable quarantined"; else fail "disguised executable quarantined"; fi
+
+# 10. A filling disk: past storage.min_free new mail gets 452 4.3.1 (never a
 #    250 for a message that is not stored); every acknowledged message is
 #    delivered once the next hop is back, and the space comes back.
 mkdir -p "$work/df"
@@ -96,6 +128,8 @@ path = "$work/df/data"
 min_free = 3145728
 [admin]
 listen = "127.0.0.1:$ADMIN2"
+[dns]
+nameservers = ["127.0.0.1:$DNS"]
 CFG
 "$BIN" serve --config "$work/df.toml" 2>"$work/df.log" &
 dfpid=$!
