@@ -108,3 +108,23 @@ impl Decision {
 pub fn fmt_score(s: f64) -> String {
     format!("{s:.1}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stage input and output cross process boundaries as plain data.
+    #[test]
+    fn findings_and_decisions_round_trip_as_json() {
+        let f = Findings {
+            symbols: vec![Symbol::new("A", 1.5, "why").with_action(Action::Quarantine), Symbol::new("B", -0.5, "")],
+            auth_results: vec!["spf=pass smtp.mailfrom=a@b.test".into()],
+        };
+        let back: Findings = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+        let json = serde_json::to_value(&f.symbols[0]).unwrap();
+        assert_eq!(json["action"], "quarantine");
+        let e: StageError = serde_json::from_str("\"dns down\"").unwrap();
+        assert_eq!(e.to_string(), "dns down");
+    }
+}

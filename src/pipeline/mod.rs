@@ -6,7 +6,10 @@
 //! - `message`: parse once with mail-parser; parser limits as symbols.
 //! - `policy`: allow/block lists, per-symbol overrides, score thresholds.
 //! - `headers`: Authentication-Results, X-Mxgate-*, subject tagging.
-//! - `stages`: the built-in stages, one file each.
+//! - `html`: a small tolerant HTML tokenizer for the stages that read links.
+//! - `lists`: allow/block list matching (addresses, domains, CIDR).
+//! - `stages`: the built-in stages, one file or directory each.
+//! - `config`: `[scan]`, the stage list, time limits and error policy.
 //!
 //! A stage's input is plain data (`Facts` and the raw message; the parsed
 //! view is derived from the bytes) and its output is `Findings`, so the same
