@@ -229,10 +229,15 @@ async fn a_clean_pdf_and_text_are_delivered_with_the_verdict_headers() {
 }
 
 #[tokio::test]
-async fn a_corrupt_zip_is_delivered_tagged() {
+async fn a_corrupt_zip_is_held_unless_the_policy_says_otherwise() {
     let mut z = zip(&[("a.txt", b"hello hello hello hello")]);
     z.truncate(z.len() - 12);
-    let (down, _gw, reply) = send("", &with_attachment("corrupt", "broken.zip", "application/zip", &z)).await;
+    let (_down, gw, reply) = send("", &with_attachment("corrupt", "broken.zip", "application/zip", &z)).await;
+    let v = held(&gw, &reply).await;
+    assert!(names(&v).contains(&"ATTACHMENT_UNREADABLE_ARCHIVE".to_string()), "{v:#}");
+
+    let cfg = "[policy.symbols.ATTACHMENT_UNREADABLE_ARCHIVE]\naction = \"deliver\"\n";
+    let (down, _gw, reply) = send(cfg, &with_attachment("corrupt", "broken.zip", "application/zip", &z)).await;
     assert!(reply.starts_with("250"), "{reply}");
     let text = down.wait_for(1, 10).await[0].text();
     assert!(text.contains("X-Mxgate-Verdict: tag\r\n"), "{text}");
@@ -241,8 +246,8 @@ async fn a_corrupt_zip_is_delivered_tagged() {
 }
 
 #[tokio::test]
-async fn allow_listed_senders_still_get_attachment_verdicts() {
-    let cfg = "[policy]\nallow_senders = [\"sender.test\"]\n";
+async fn allow_listed_clients_still_get_attachment_verdicts() {
+    let cfg = "[policy]\nallow_ips = [\"127.0.0.0/8\"]\n";
     let z = zip(&[("setup.exe", &tiny_pe())]);
     let (_down, gw, reply) = send(cfg, &with_attachment("allowed", "files.zip", "application/zip", &z)).await;
     let v = held(&gw, &reply).await;

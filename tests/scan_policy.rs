@@ -113,6 +113,11 @@ async fn score_thresholds_quarantine_and_reject() {
     assert_eq!(entry["verdict"]["action"], "quarantine");
     let why = entry["why"].as_str().unwrap();
     assert!(why.contains("spam score 6.0 reached the quarantine threshold 5.0"), "{why}");
+    // A retry does not release a quarantined message.
+    let id = queue_id(&reply);
+    let (ok, _, err) = common::mxgate(&["queue", "retry", &id, "--url", &format!("http://{}", gw.admin)]).await;
+    assert!(!ok && err.contains("held by the scanning policy"), "{err}");
+    assert_eq!(queue_show(gw.admin, &id).await.unwrap()["state"], "held");
 
     let (_, gw2) = gateway(&format!("{SCORED}[policy]\nquarantine_score = 5.0\nreject_score = 6.0\n")).await;
     let reply = send(&gw2, &with_parts(5)).await;
@@ -124,19 +129,58 @@ async fn score_thresholds_quarantine_and_reject() {
 }
 
 #[tokio::test]
-async fn allow_listed_sender_skips_scoring_but_not_content_limits() {
-    let allow = "[policy]\nreject_score = 5.0\nallow_senders = [\"sender.test\"]\n";
+async fn allow_listed_client_skips_scoring_but_not_content_limits() {
+    let allow = "[policy]\nreject_score = 5.0\nallow_ips = [\"127.0.0.0/8\"]\n";
     let (down, gw) = gateway(&format!("{SCORED}{allow}")).await;
     assert!(send(&gw, &with_parts(5)).await.starts_with("250"));
     let text = down.wait_for(1, 10).await[0].text();
     assert_eq!(header(&text, "X-Mxgate-Verdict"), ["deliver"]);
-    assert!(header(&text, "X-Mxgate-Symbols")[0].contains("ALLOWLIST_SENDER"));
+    assert!(header(&text, "X-Mxgate-Symbols")[0].contains("ALLOWLIST_IP"));
 
     // Without the override, the part limit keeps its quarantine action.
     let (_, gw2) = gateway(&format!("[scan]\nstages = []\n[scan.limits]\nmax_parts = 3\n{allow}")).await;
     let reply = send(&gw2, &with_parts(5)).await;
     let entry = queue_show(gw2.admin, &queue_id(&reply)).await.unwrap();
     assert_eq!(entry["state"], "held");
+}
+
+/// The envelope sender is only a claim: an allow-listed sender counts when
+/// SPF passes for it.
+#[tokio::test]
+async fn allow_listed_sender_counts_only_when_spf_vouches_for_it() {
+    let dns = common::dns::DnsServer::start().await;
+    let scored = SCORED.replace("stages = []", "stages = [\"spf\"]");
+    let cfg = format!("{}{scored}[policy]\nreject_score = 5.0\nallow_senders = [\"sender.test\"]\n", dns.config());
+    let (down, gw) = gateway(&cfg).await;
+    let reply = send(&gw, &with_parts(5)).await;
+    assert!(reply.starts_with("550 5.7.1 Message rejected: spam score"), "no SPF record, no trust: {reply}");
+    dns.txt("sender.test", "v=spf1 ip4:127.0.0.1 -all");
+    assert!(send(&gw, &with_parts(5)).await.starts_with("250"));
+    let text = down.wait_for(1, 10).await[0].text();
+    assert_eq!(header(&text, "X-Mxgate-Verdict"), ["deliver"]);
+    let head = text.split("\r\n\r\n").next().unwrap();
+    assert!(head.contains("ALLOWLIST_SENDER(0.0)") && head.contains("SPF_PASS("), "{head}");
+}
+
+/// Headers readers may resolve differently are held, not guessed at.
+#[tokio::test]
+async fn ambiguous_from_and_content_headers_are_quarantined() {
+    let (_, gw) = gateway("[scan]\nstages = []\n").await;
+    let two_froms = plain("twofrom", "From: <x@attacker.test>\r\n");
+    let two_domains =
+        plain("twodomains", "").replace(&format!("From: Alice <{FROM}>"), "From: ceo@bank.test, x@attacker.test");
+    let two_types = "From: <a@sender.test>\r\nTo: <b@example.test>\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"X\"\r\nContent-Type: text/plain\r\n\r\n--X\r\n\r\nhi\r\n--X--\r\n";
+    for (content, symbol) in [
+        (two_froms.as_str(), "MIME_DUPLICATE_HEADER"),
+        (two_domains.as_str(), "MIME_MULTIPLE_FROM_DOMAINS"),
+        (two_types, "MIME_DUPLICATE_HEADER"),
+    ] {
+        let reply = send(&gw, content).await;
+        let entry = queue_show(gw.admin, &queue_id(&reply)).await.unwrap();
+        assert_eq!(entry["state"], "held", "{symbol}");
+        assert!(entry["why"].as_str().unwrap().contains(symbol), "{symbol}: {}", entry["why"]);
+    }
 }
 
 #[tokio::test]
@@ -163,8 +207,8 @@ async fn messages_past_the_parser_limits_are_quarantined_not_passed() {
     assert_eq!(down.wait_for(1, 10).await.len(), 1);
 }
 
-/// A DNS server that never answers: the auth stage's lookups hang until
-/// the stage timeout.
+/// A DNS server that never answers: the dnsbl stage's lookups (2 s each)
+/// hang past the stage timeout.
 async fn black_hole() -> std::net::SocketAddr {
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = udp.local_addr().unwrap();
@@ -185,26 +229,29 @@ async fn black_hole() -> std::net::SocketAddr {
 #[tokio::test]
 async fn a_stage_that_times_out_follows_its_on_error_policy() {
     let dns = black_hole().await;
-    let base = format!("[dns]\nnameservers = [\"{dns}\"]\n[scan]\nstages = [\"spf\"]\ntimeout = \"1s\"\n");
+    let base = format!(
+        "[dns]\nnameservers = [\"{dns}\"]\n[scan]\nstages = [\"dnsbl\"]\n[scan.dnsbl]\ncheck_private = true\n\
+[[scan.dnsbl.zones]]\nzone = \"bl.test\"\n[scan.stage.dnsbl]\ntimeout = \"1s\"\n"
+    );
 
     let (_, gw) = gateway(&base).await;
     let reply = send(&gw, &plain("tempfail", "")).await;
     assert!(
-        reply.starts_with("451 4.7.1 Message not scanned, try again later: AUTH_ERROR: auth: timed out after 1s"),
+        reply.starts_with("451 4.7.1 Message not scanned, try again later: DNSBL_ERROR: dnsbl: timed out after 1s"),
         "{reply}"
     );
 
-    let (down, gw) = gateway(&format!("{base}[scan.stage.auth]\non_error = \"skip\"\n")).await;
+    let (down, gw) = gateway(&format!("{base}on_error = \"skip\"\n")).await;
     assert!(send(&gw, &plain("skip", "")).await.starts_with("250"));
     let text = down.wait_for(1, 10).await[0].text();
-    assert_eq!(header(&text, "X-Mxgate-Symbols"), ["AUTH_ERROR(0.0)"]);
+    assert_eq!(header(&text, "X-Mxgate-Symbols"), ["DNSBL_ERROR(0.0)"]);
     assert_eq!(header(&text, "X-Mxgate-Verdict"), ["deliver"]);
 
-    let (_, gw) = gateway(&format!("{base}[scan.stage.auth]\non_error = \"quarantine\"\n")).await;
+    let (_, gw) = gateway(&format!("{base}on_error = \"quarantine\"\n")).await;
     let reply = send(&gw, &plain("quarantine", "")).await;
     let entry = queue_show(gw.admin, &queue_id(&reply)).await.unwrap();
     assert_eq!(entry["state"], "held");
-    assert!(entry["why"].as_str().unwrap().contains("AUTH_ERROR"));
+    assert!(entry["why"].as_str().unwrap().contains("DNSBL_ERROR"));
 }
 
 #[tokio::test]
@@ -216,6 +263,9 @@ async fn bad_scanning_config_names_the_key() {
         ("[scan]\nstages = [\"dmarc\"]\n", "scan.stages", "dmarc needs spf and dkim"),
         ("[scan]\non_error = \"ignore\"\n", "scan.on_error", "ignore"),
         ("[scan.stage.antivirus]\non_error = \"skip\"\n", "scan.stage", "unknown stage `antivirus`"),
+        ("[scan.stage.dkim]\non_error = \"skip\"\n", "scan.stage", "use [scan.stage.auth]"),
+        ("[scan.stage.heuristics]\ntimeout = \"0s\"\n", "scan.stage", "longer than 0s"),
+        ("[scan]\ntimeout = \"5s\"\n", "scan.auth.timeout", "twice it must be shorter"),
         ("[scan.attachment]\nmax_archive_depth = 0\n", "scan", "scan.attachment.max_archive_depth"),
         ("[scan.attachment]\nblocked = [\"exe\"]\n", "scan.attachment.blocked", "unknown key"),
         ("[policy]\nblock_ips = [\"10.0.0.0/99\"]\n", "policy.block_ips", "bad prefix length"),

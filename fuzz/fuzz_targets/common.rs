@@ -14,7 +14,6 @@ downstream = "127.0.0.1:9"
 [dns]
 nameservers = ["@DNS@"]
 [scan]
-timeout = "5s"
 @STAGES@
 [scan.dnsbl]
 check_private = true

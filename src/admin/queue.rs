@@ -79,8 +79,12 @@ async fn show(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Respo
 
 async fn retry(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
     match s.queue.retry(&id).await {
-        Ok(true) => Json(serde_json::json!({ "id": id, "result": "scheduled for delivery now" })).into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, &format!("no queued message {id}")),
+        Ok(Some(EntryState::Held)) => error(
+            StatusCode::CONFLICT,
+            &format!("message {id} is held by the scanning policy; a retry does not release it"),
+        ),
+        Ok(Some(_)) => Json(serde_json::json!({ "id": id, "result": "scheduled for delivery now" })).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no queued message {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -78,13 +78,24 @@ impl ScanConfig {
         if self.enabled("dmarc") && !(self.enabled("spf") && self.enabled("dkim")) {
             return Err(("scan.stages", "dmarc needs spf and dkim".into()));
         }
-        for s in self.stage.keys() {
+        for (s, rule) in &self.stage {
+            if ["spf", "dkim", "dmarc", "arc"].contains(&s.as_str()) {
+                return Err(("scan.stage", format!("`{s}` runs in the stage named `auth`: use [scan.stage.auth]")));
+            }
             if !stages::ALL.contains(&s.as_str()) && s != "auth" {
                 return Err(("scan.stage", format!("unknown stage `{s}`; known: auth, {}", known())));
+            }
+            if rule.timeout.is_some_and(|t| t.is_zero()) {
+                return Err(("scan.stage", format!("[scan.stage.{s}] timeout must be longer than 0s")));
             }
         }
         if self.timeout.is_zero() {
             return Err(("scan.timeout", "must be longer than 0s".into()));
+        }
+        // The auth stage's two phases must end before the stage's own limit,
+        // or DMARC is never applied when a sender's DNS is slow.
+        if self.auth.timeout * 2 >= self.rule("auth").0 {
+            return Err(("scan.auth.timeout", "twice it must be shorter than the auth stage's timeout".into()));
         }
         Ok(())
     }

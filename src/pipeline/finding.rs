@@ -51,6 +51,30 @@ impl Symbol {
         self.action = Some(action);
         self
     }
+
+    /// Reasons quote the sender's own text (file names, domains) and end
+    /// up in logs, replies and terminals: control characters become `?`
+    /// and length is capped. Names keep to `A-Z0-9_`.
+    pub fn sanitize(&mut self) {
+        const MAX: usize = 500;
+        if self.reason.chars().any(char::is_control) || self.reason.len() > MAX {
+            let mut r: String = self.reason.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            if r.len() > MAX {
+                let cut = (0..=MAX).rev().find(|&i| r.is_char_boundary(i)).unwrap_or(0);
+                r.truncate(cut);
+                r.push_str("...");
+            }
+            self.reason = r;
+        }
+        if !self.name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+            self.name = self
+                .name
+                .to_ascii_uppercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+        }
+    }
 }
 
 /// A stage's answer: symbols, plus the RFC 8601 method results it checked
@@ -124,6 +148,9 @@ mod tests {
         assert_eq!(back, f);
         let json = serde_json::to_value(&f.symbols[0]).unwrap();
         assert_eq!(json["action"], "quarantine");
+        let mut s = Symbol::new("dnsbl_zen.x", 1.0, "a\x1b]52;c;x\x07.exe\r\nX: y");
+        s.sanitize();
+        assert_eq!((s.name.as_str(), s.reason.as_str()), ("DNSBL_ZEN_X", "a?]52;c;x?.exe??X: y"));
         let e: StageError = serde_json::from_str("\"dns down\"").unwrap();
         assert_eq!(e.to_string(), "dns down");
     }

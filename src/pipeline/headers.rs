@@ -38,14 +38,43 @@ fn name_of(field: &[u8]) -> &[u8] {
     field[..colon].trim_ascii()
 }
 
-/// The authserv-id of an Authentication-Results value (RFC 8601 §2.2): the
-/// first token, after any comments.
-pub fn authserv_id(value: &str) -> &str {
-    let mut v = value.trim_start();
-    while let Some(rest) = v.strip_prefix('(') {
-        v = rest.split_once(')').map_or("", |(_, r)| r).trim_start();
+/// The authserv-id of an Authentication-Results value (RFC 8601 §2.2): a
+/// value (token or quoted-string) after optional CFWS, comments nested as
+/// RFC 5322 §3.2.2 allows. `None` when it cannot be read cleanly.
+pub fn authserv_id(value: &str) -> Option<String> {
+    let rest = skip_cfws(value)?;
+    if let Some(q) = rest.strip_prefix('"') {
+        let mut id = String::new();
+        let mut chars = q.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return (!id.is_empty()).then_some(id),
+                '\\' => id.push(chars.next()?),
+                c => id.push(c),
+            }
+        }
+        return None;
     }
-    v.split(|c: char| c == ';' || c.is_whitespace()).next().unwrap_or("")
+    let id: String = rest.chars().take_while(|&c| !(c == ';' || c == '(' || c == '"' || c.is_whitespace())).collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// What follows leading whitespace and (nested) comments.
+fn skip_cfws(v: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (i, c) in v.char_indices() {
+        match (depth, c) {
+            _ if escaped => escaped = false,
+            (1.., '\\') => escaped = true,
+            (_, '(') => depth += 1,
+            (1.., ')') => depth -= 1,
+            (0, c) if c.is_whitespace() => {}
+            (0, _) => return Some(&v[i..]),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A field we must not pass on: Authentication-Results claiming our
@@ -61,7 +90,9 @@ fn forged(field: &[u8], hostname: &str) -> bool {
     }
     let value = String::from_utf8_lossy(&field[name.len()..]);
     let value = value.trim_start().trim_start_matches(':');
-    authserv_id(value).eq_ignore_ascii_case(hostname)
+    // One we cannot read cleanly is dropped too: a downstream parser might
+    // read it as ours.
+    authserv_id(value).is_none_or(|id| id.trim_end_matches('.').eq_ignore_ascii_case(hostname.trim_end_matches('.')))
 }
 
 /// The message as delivered: our headers on top, forged ones removed,
@@ -170,9 +201,16 @@ mod tests {
 
     #[test]
     fn authserv_ids() {
-        assert_eq!(authserv_id(" mx.gw.test; spf=pass"), "mx.gw.test");
-        assert_eq!(authserv_id("(comment) mx.gw.test 1; none"), "mx.gw.test");
-        assert_eq!(authserv_id("mx.gw.test;none"), "mx.gw.test");
+        let id = |v: &str| authserv_id(v);
+        assert_eq!(id(" mx.gw.test; spf=pass").as_deref(), Some("mx.gw.test"));
+        assert_eq!(id("(comment) mx.gw.test 1; none").as_deref(), Some("mx.gw.test"));
+        assert_eq!(id("mx.gw.test;none").as_deref(), Some("mx.gw.test"));
+        assert_eq!(id("mx.gw.test(x); dkim=pass").as_deref(), Some("mx.gw.test"));
+        assert_eq!(id("\"mx.gw.test\"; dmarc=pass").as_deref(), Some("mx.gw.test"));
+        assert_eq!(id("((a) \\) b) mx.gw.test; spf=pass").as_deref(), Some("mx.gw.test"));
+        assert_eq!(id("(unclosed mx.gw.test; spf=pass"), None);
+        assert_eq!(id("\"unterminated; spf=pass"), None);
+        assert_eq!(id("   "), None);
     }
 
     #[test]
@@ -185,6 +223,11 @@ Authentication-Results: other.test; spf=fail\r\nX-Mxgate-Verdict: deliver\r\nSub
         assert!(out.contains("X-Mxgate-Verdict: tag\r\nX-Mxgate-Score: 6.5\r\nX-Mxgate-Symbols: A(6.0), B(0.5)\r\n"));
         assert!(!out.contains("dkim=pass"));
         assert!(out.contains("Authentication-Results: other.test; spf=fail\r\n"));
+        for forged in ["mx.gw.test(x); dkim=pass", "\"mx.gw.test\"; dkim=pass", "((a)) mx.gw.test.; dkim=pass", "(x"] {
+            let raw = format!("Authentication-Results: {forged}\r\nSubject: s\r\n\r\nb");
+            let out = String::from_utf8(rewrite(raw.as_bytes(), "mx.gw.test", &decision(Action::Deliver), "")).unwrap();
+            assert!(!out.contains(forged), "{forged} kept: {out}");
+        }
         assert_eq!(out.matches("X-Mxgate-Verdict").count(), 1);
         assert!(out.ends_with("Subject: [SPAM] hello\r\n\r\nbody\r\n"), "{out}");
     }

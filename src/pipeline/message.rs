@@ -69,6 +69,16 @@ pub fn texts<'m>(msg: &'m Message<'_>) -> Vec<(bool, &'m str)> {
         .collect()
 }
 
+/// Octets of one text or HTML part the link-reading stages look at; the
+/// rest of a huge part is not read, which bounds their CPU time.
+pub const MAX_TEXT_SCAN: usize = 4 << 20;
+
+/// At most `max` octets of `text`, cut at a character boundary.
+pub fn head(text: &str, max: usize) -> &str {
+    let end = (0..=text.len().min(max)).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..end]
+}
+
 /// A part the sender meant as a file rather than as the message text.
 pub fn is_attachment(p: &MessagePart<'_>) -> bool {
     use mail_parser::MimeHeaders;
@@ -100,9 +110,53 @@ pub fn limit_symbols(msg: Option<&Message<'_>>, limits: &Limits) -> Vec<Symbol> 
     if decoded > limits.max_decoded_size {
         out.push(limit("MIME_DECODED_TOO_BIG", format!("{decoded} decoded octets exceed {}", limits.max_decoded_size)));
     }
+    out.extend(ambiguity_symbols(msg));
     let broken = leaves.iter().filter(|l| l.part.is_encoding_problem).count();
     if broken > 0 {
         out.push(Symbol::new("MIME_BAD_ENCODING", 1.0, format!("{broken} part(s) could not be decoded cleanly")));
+    }
+    out
+}
+
+/// Headers that readers may resolve differently: a duplicated From,
+/// Sender or content header in any part (mail-parser keeps the last copy,
+/// some mail clients show the first; RFC 5322 §3.6 allows one From), and a
+/// From whose mailboxes span several domains (DMARC cannot be evaluated,
+/// RFC 7489 §6.6.1). Both are quarantined by default.
+fn ambiguity_symbols(msg: &Message<'_>) -> Vec<Symbol> {
+    use mail_parser::HeaderName as H;
+    const SINGLE: [H<'static>; 5] =
+        [H::From, H::Sender, H::ContentType, H::ContentTransferEncoding, H::ContentDisposition];
+    let mut out = Vec::new();
+    let mut dup: Vec<String> = Vec::new();
+    let mut stack = vec![msg];
+    while let Some(m) = stack.pop() {
+        for part in &m.parts {
+            for name in &SINGLE {
+                if part.headers.iter().filter(|h| &h.name == name).count() > 1 && !dup.contains(&name.to_string()) {
+                    dup.push(name.to_string());
+                }
+            }
+            if let PartType::Message(inner) = &part.body {
+                stack.push(inner);
+            }
+        }
+    }
+    if !dup.is_empty() {
+        out.push(limit("MIME_DUPLICATE_HEADER", format!("header(s) given more than once: {}", dup.join(", "))));
+    }
+    let mut domains: Vec<String> = msg
+        .from()
+        .into_iter()
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address.as_deref())
+        .map(|a| a.rsplit_once('@').map_or(a, |(_, d)| d).to_ascii_lowercase())
+        .collect();
+    domains.dedup();
+    domains.sort();
+    domains.dedup();
+    if domains.len() > 1 {
+        out.push(limit("MIME_MULTIPLE_FROM_DOMAINS", format!("From names several domains: {}", domains.join(", "))));
     }
     out
 }

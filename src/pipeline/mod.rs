@@ -120,10 +120,14 @@ impl Pipeline {
         }
         let parsed = message::parse(raw);
         symbols.extend(message::limit_symbols(parsed.as_ref(), &self.limits));
+        // A message past a parser limit that holds it anyway is not scanned
+        // further: hostile structure must not cost more CPU than that.
+        let held = symbols.iter().any(|s| self.policy.action_of(s) >= Some(Action::Quarantine));
+        let slots = if held { &[][..] } else { &self.slots[..] };
         let input = Input { facts, raw, message: parsed.as_ref() };
-        let results = futures_util::future::join_all(self.slots.iter().map(|s| run_slot(s, &input))).await;
+        let results = futures_util::future::join_all(slots.iter().map(|s| run_slot(s, &input))).await;
         let mut auth_results = Vec::new();
-        for (slot, result) in self.slots.iter().zip(results) {
+        for (slot, result) in slots.iter().zip(results) {
             match result {
                 Ok(f) => {
                     symbols.extend(f.symbols);
@@ -132,6 +136,7 @@ impl Pipeline {
                 Err(e) => symbols.push(error_symbol(slot, &e, &facts.queue_id)),
             }
         }
+        symbols.iter_mut().for_each(Symbol::sanitize);
         let d = self.policy.decide(symbols, auth_results);
         tracing::info!(queue_id = %facts.queue_id, action = d.action.as_str(), score = d.score,
             symbols = %d.symbol_list(), reason = %d.reason, "scanned");

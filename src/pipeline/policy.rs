@@ -21,8 +21,9 @@ pub struct PolicyConfig {
     pub subject_prefix: String,
     /// Per-symbol overrides: `SYMBOL = { score = 3.0, action = "quarantine" }`.
     pub symbols: BTreeMap<String, SymbolRule>,
-    /// Senders (`user@domain`, `domain`, `@domain`) whose mail skips scoring;
-    /// attachment and MIME-limit verdicts still apply.
+    /// Senders (`user@domain`, `domain`, `@domain`) whose mail skips scoring
+    /// when SPF passes for them (the `spf` stage must run); attachment,
+    /// MIME-limit and DMARC verdicts still apply.
     pub allow_senders: Vec<String>,
     /// Client networks (`ip` or CIDR) whose mail skips scoring, likewise.
     pub allow_ips: Vec<String>,
@@ -96,6 +97,11 @@ impl PolicyConfig {
         out
     }
 
+    /// A symbol's hard action after the per-symbol override.
+    pub fn action_of(&self, s: &Symbol) -> Option<Action> {
+        self.symbols.get(&s.name).and_then(|r| r.action).or(s.action)
+    }
+
     /// Applies the per-symbol overrides, then the thresholds.
     pub fn decide(&self, mut symbols: Vec<Symbol>, auth_results: Vec<String>) -> Decision {
         for s in &mut symbols {
@@ -104,7 +110,10 @@ impl PolicyConfig {
                 s.action = rule.action.or(s.action);
             }
         }
-        let allowed = symbols.iter().any(|s| s.name.starts_with("ALLOWLIST_"));
+        let has = |n: &str| symbols.iter().any(|s| s.name == n);
+        // The envelope sender is whatever the client typed: an allow-listed
+        // sender counts only when SPF vouches for it (RFC 7208 §2.4).
+        let allowed = has("ALLOWLIST_IP") || (has("ALLOWLIST_SENDER") && has("SPF_PASS"));
         // `+ 0.0` turns the empty sum (-0.0) into 0.0.
         let score: f64 = symbols.iter().map(|s| s.score).sum::<f64>() + 0.0;
         let forced: Vec<&Symbol> = symbols.iter().filter(|s| !allowed || survives_allowlist(&s.name)).collect();
@@ -149,10 +158,12 @@ impl PolicyConfig {
     }
 }
 
-/// Allow-listing trusts the sender, not what they send: attachment and
-/// MIME-limit verdicts, block lists and failed stages still apply.
+/// Allow-listing trusts the sender, not what they send nor whom they claim
+/// to write for: attachment and MIME-limit verdicts, DMARC policies of the
+/// From domain, block lists and failed stages still apply.
 fn survives_allowlist(name: &str) -> bool {
-    ["ATTACHMENT_", "MIME_", "VIRUS_", "BLOCKLIST_"].iter().any(|p| name.starts_with(p)) || name.ends_with("_ERROR")
+    ["ATTACHMENT_", "MIME_", "VIRUS_", "BLOCKLIST_", "DMARC_"].iter().any(|p| name.starts_with(p))
+        || name.ends_with("_ERROR")
 }
 
 #[cfg(test)]
@@ -191,9 +202,20 @@ mod tests {
     fn allowlist_skips_scoring_but_not_attachments() {
         let p = PolicyConfig::default();
         let allow = sym("ALLOWLIST_SENDER", 0.0, None);
+        let spf = sym("SPF_PASS", 0.0, None);
         let d = p.decide(vec![allow.clone(), sym("DNSBL_X", 0.0, Some(Action::Reject)), sym("S", 50.0, None)], vec![]);
+        assert_eq!(d.action, Action::Reject, "a sender SPF does not vouch for is not trusted");
+        let d = p.decide(
+            vec![allow.clone(), spf.clone(), sym("DNSBL_X", 0.0, Some(Action::Reject)), sym("S", 50.0, None)],
+            vec![],
+        );
         assert_eq!(d.action, Action::Deliver);
-        let d = p.decide(vec![allow, sym("ATTACHMENT_EXECUTABLE", 0.0, Some(Action::Quarantine))], vec![]);
+        let d = p.decide(vec![allow.clone(), spf, sym("DMARC_POLICY_REJECT", 0.0, Some(Action::Reject))], vec![]);
+        assert_eq!(d.action, Action::Reject);
+        let d = p.decide(
+            vec![sym("ALLOWLIST_IP", 0.0, None), sym("ATTACHMENT_EXECUTABLE", 0.0, Some(Action::Quarantine))],
+            vec![],
+        );
         assert_eq!(d.action, Action::Quarantine);
     }
 

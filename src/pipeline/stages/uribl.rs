@@ -9,16 +9,12 @@
 
 use super::dnsbl::{Answer, List, Zone, join, lookup, unavailable};
 use crate::pipeline::html::{Token, Tokenizer, decode_entities};
-use crate::pipeline::message::texts;
+use crate::pipeline::message::{MAX_TEXT_SCAN, head, texts};
 use crate::pipeline::{Findings, Input, Stage, StageError, Symbol};
 use crate::store::BoxFut;
-use futures_util::StreamExt;
 use hickory_resolver::TokioResolver;
 use serde::Deserialize;
 use std::time::Duration;
-
-/// Lookups in flight at once for one message.
-const PARALLEL: usize = 16;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -72,14 +68,17 @@ impl Uribl {
         }
         let mut domains = Domains { list: Vec::new(), max: self.max_domains };
         for (html, text) in texts(msg) {
+            let text = head(text, MAX_TEXT_SCAN);
             if html { scan_html(text, &mut domains) } else { scan_text(text, &mut domains) }
         }
         let queries: Vec<(&List, &String)> =
             domains.list.iter().flat_map(|d| self.lists.iter().map(move |l| (l, d))).collect();
-        // Async fns start when polled, so `buffered` bounds what is in flight.
+        // All at once (max_domains x zones bounds them), so the whole stage
+        // takes one lookup `timeout`, not one per batch: a dead list must
+        // not push the stage past its own limit.
         let lookups: Vec<_> =
             queries.iter().map(|(l, d)| lookup(&self.resolver, format!("{d}.{}.", l.zone), self.timeout)).collect();
-        let answers: Vec<Answer> = futures_util::stream::iter(lookups).buffered(PARALLEL).collect().await;
+        let answers: Vec<Answer> = futures_util::future::join_all(lookups).await;
         let mut failures = Vec::new();
         for ((list, domain), answer) in queries.iter().zip(answers) {
             match answer {

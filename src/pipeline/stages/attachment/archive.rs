@@ -79,7 +79,9 @@ fn members(sc: &mut Scanner<'_>, f: &File<'_>, depth: usize) -> Result<(), Strin
         let data = match read_member(&mut zip, i, compressed, sc) {
             Ok(d) => d,
             Err(Stop::Unreadable(e)) => {
-                // The other members may still be readable, and worth a look.
+                // Its name still counts (an unsupported method must not hide
+                // `invoice.exe`); the other members may still be readable.
+                sc.name(&path, &name, false);
                 sc.hit(Kind::UnreadableArchive, format!("{path}: cannot be decompressed ({e})"));
                 continue;
             }

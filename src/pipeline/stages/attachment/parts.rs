@@ -21,7 +21,7 @@ pub struct Owned {
 }
 
 pub fn collect(msg: &Message<'_>) -> Vec<Owned> {
-    let messages = messages(msg);
+    let messages = owners(msg);
     let mut out = Vec::new();
     for (i, leaf) in leaves(msg).into_iter().enumerate() {
         let p = leaf.part;
@@ -59,26 +59,32 @@ fn part_names(p: &MessagePart<'_>) -> Vec<String> {
     names
 }
 
-/// The message and every attached message in it, iteratively.
-fn messages<'m, 'x>(msg: &'m Message<'x>) -> Vec<&'m Message<'x>> {
+/// The message and every attached message in it, iteratively, keyed by
+/// the address range of their parts and sorted, so the message that holds
+/// a part is found by binary search (hostile mail can attach thousands).
+fn owners<'m, 'x>(msg: &'m Message<'x>) -> Vec<(usize, usize, &'m Message<'x>)> {
     let mut out = Vec::new();
     let mut stack = vec![msg];
     while let Some(m) = stack.pop() {
-        out.push(m);
+        let r = m.parts.as_ptr_range();
+        out.push((r.start as usize, r.end as usize, m));
         for p in &m.parts {
             if let PartType::Message(inner) = &p.body {
                 stack.push(inner);
             }
         }
     }
+    out.sort_by_key(|o| o.0);
     out
 }
 
 /// A text part's bytes as sent: its raw body (offsets are relative to the
 /// message that holds the part) without the transfer encoding. Falls back
 /// to the parser's text when the raw body cannot be found or decoded.
-fn raw_text(messages: &[&Message<'_>], p: &MessagePart<'_>) -> Vec<u8> {
-    let owner = messages.iter().find(|m| m.parts.as_ptr_range().contains(&std::ptr::from_ref(p)));
+fn raw_text(owners: &[(usize, usize, &Message<'_>)], p: &MessagePart<'_>) -> Vec<u8> {
+    let at = std::ptr::from_ref(p) as usize;
+    let i = owners.partition_point(|o| o.0 <= at);
+    let owner = i.checked_sub(1).map(|i| owners[i]).filter(|o| at < o.1).map(|o| o.2);
     let raw = owner.and_then(|m| m.raw_message().get(p.offset_body as usize..p.offset_end as usize));
     let decoded = raw.and_then(|r| match p.encoding {
         Encoding::Base64 => base64_decode(r),

@@ -173,9 +173,23 @@ fn corrupt_and_fake_zips_are_unreadable() {
     z.truncate(z.len() - 10);
     let s = scan("broken.zip", &z);
     assert_eq!(names(&s), ["ATTACHMENT_UNREADABLE_ARCHIVE"]);
-    assert_eq!((s[0].score, s[0].action), (5.0, None));
+    assert_eq!((s[0].score, s[0].action), (5.0, Some(Action::Quarantine)));
     assert_eq!(names(&scan("fake.zip", b"just text")), ["ATTACHMENT_UNREADABLE_ARCHIVE"]);
     assert_eq!(names(&scan("junk.bin", b"PK\x03\x04garbage")), ["ATTACHMENT_UNREADABLE_ARCHIVE"]);
+}
+
+/// A member in a compression method we cannot read (zstd, 93, here) still
+/// has its name checked.
+#[test]
+fn an_undecompressable_member_is_still_judged_by_its_name() {
+    let mut z = zip_with(&[("invoice.exe", b"MZ not really")], SimpleFileOptions::default());
+    for (sig, at) in [(&b"PK\x03\x04"[..], 8), (&b"PK\x01\x02"[..], 10)] {
+        let pos = z.windows(4).position(|w| w == sig).unwrap();
+        z[pos + at..pos + at + 2].copy_from_slice(&93u16.to_le_bytes());
+    }
+    let s = scan("files.zip", &z);
+    assert!(names(&s).contains(&"ATTACHMENT_UNREADABLE_ARCHIVE"), "{s:?}");
+    assert!(names(&s).contains(&"ATTACHMENT_BLOCKED_EXTENSION"), "{s:?}");
 }
 
 #[test]

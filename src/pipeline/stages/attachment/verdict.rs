@@ -52,7 +52,8 @@ impl Kind {
             // often an accident than an attack: the score alone reaches the
             // default tag threshold, and operators who want these held set
             // `action = "quarantine"` in `[policy.symbols]`.
-            Kind::UnreadableArchive => ("ATTACHMENT_UNREADABLE_ARCHIVE", 5.0, None),
+            // What cannot be opened cannot be called clean.
+            Kind::UnreadableArchive => ("ATTACHMENT_UNREADABLE_ARCHIVE", 5.0, Some(Action::Quarantine)),
             Kind::UnreadableDocument => ("ATTACHMENT_UNREADABLE_DOCUMENT", 3.0, None),
             Kind::UnscannedArchive => ("ATTACHMENT_UNSCANNED_ARCHIVE", 1.0, None),
         }
@@ -83,12 +84,9 @@ pub fn to_symbols(hits: &[Hit]) -> Vec<Symbol> {
 
 fn symbol(kind: Kind, hits: &[Hit]) -> Symbol {
     let (name, score, action) = kind.meta();
-    let mut reasons: Vec<&str> = Vec::new();
-    for h in hits.iter().filter(|h| h.kind == kind) {
-        if !reasons.contains(&h.reason.as_str()) {
-            reasons.push(&h.reason);
-        }
-    }
+    let mut seen = std::collections::HashSet::new();
+    let reasons: Vec<&str> =
+        hits.iter().filter(|h| h.kind == kind && seen.insert(h.reason.as_str())).map(|h| h.reason.as_str()).collect();
     let mut reason = reasons.iter().take(MAX_REASONS).copied().collect::<Vec<_>>().join("; ");
     if reasons.len() > MAX_REASONS {
         reason.push_str(&format!("; and {} more", reasons.len() - MAX_REASONS));
@@ -132,8 +130,8 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_archives_score_without_a_hard_action() {
+    fn unreadable_archives_are_quarantined() {
         let s = to_symbols(&[hit(Kind::UnreadableArchive, "x.zip: not a zip")]);
-        assert_eq!((s[0].score, s[0].action), (5.0, None));
+        assert_eq!((s[0].score, s[0].action), (5.0, Some(Action::Quarantine)));
     }
 }

@@ -193,6 +193,7 @@ fn link_hosts(msg: &Message<'_>) -> Links {
         if l.hosts.len() >= links::MAX_LINKS {
             break;
         }
+        let text = message::head(text, message::MAX_TEXT_SCAN);
         if html {
             let found = links::anchors(text);
             l.hosts.extend(found.iter().filter_map(|a| domain::url_host(&a.href)));
