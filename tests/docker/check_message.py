@@ -7,8 +7,9 @@
 Finds the one message whose Subject carries the token and checks: the
 envelope recipient, that the topmost Received header was added by mxgate
 under the configured hostname ("by <hostname> (mxgate) with ESMTPS ...", the
-S meaning the client used STARTTLS) and names the queue id, and that the body
-arrived intact. Exits non-zero with the reason on any failure.
+S meaning the client used STARTTLS) and names the queue id, that the
+scanning pipeline left its verdict (Authentication-Results under the
+hostname, X-Mxgate-Verdict), and that the body arrived intact. Exits non-zero with the reason on any failure.
 """
 
 import argparse
@@ -52,6 +53,14 @@ def main():
     want = r"\bby %s \(mxgate\) with ESMTPS id %s\b" % (re.escape(a.hostname), re.escape(a.queue_id))
     if not re.search(want, top):
         fail("topmost Received header does not match %r: %r" % (want, top))
+
+    results = [" ".join(v.split()) for v in msg.get_all("Authentication-Results") or []]
+    if not any(r.startswith(a.hostname + ";") for r in results):
+        fail("no Authentication-Results from %s: %r" % (a.hostname, results))
+    verdict = msg.get("X-Mxgate-Verdict")
+    if verdict not in ("deliver", "tag"):
+        fail("X-Mxgate-Verdict is %r" % verdict)
+    print("X-Mxgate-Verdict: %s; X-Mxgate-Symbols: %s" % (verdict, msg.get("X-Mxgate-Symbols")), file=sys.stderr)
 
     body = msg.get_payload(decode=True) or b""
     if b".leading dot survives" not in body or ("token: " + a.token).encode() not in body:
