@@ -27,6 +27,11 @@ args = ap.parse_args()
 
 RSS_TARGET_KB = 20.0
 RATIO_TARGET_10K = 2.0
+RATIO_TARGET_MIX = 1.0
+MIX = 0  # the "size" of the mixed-corpus runs
+# Per workload: (baseline system, mxgate system, harness ceiling system).
+PAIRS = {MIX: ("postfix-mix", "mxgate-scan", "direct-mix")}
+PLAIN_PAIR = ("postfix", "mxgate", "direct")
 
 
 def sh(cmd):
@@ -46,7 +51,7 @@ def load_json(path):
 
 
 runs = [json.loads(l) for l in open(args.runs) if l.strip()]
-sizes = sorted({r["size"] for r in runs})
+sizes = sorted({r["size"] for r in runs}, key=lambda s: (s == MIX, s))
 systems = []
 for r in runs:
     if r["system"] not in systems:
@@ -60,7 +65,13 @@ def fmt(v, nd=1):
 
 
 def label(size):
+    if size == MIX:
+        return "mix"
     return f"{size // 1024}KB" if size % 1024 == 0 else f"{size}B"
+
+
+def pair(size):
+    return PAIRS.get(size, PLAIN_PAIR)
 
 
 def med(vals):
@@ -80,6 +91,7 @@ for size in sizes:
         ok = clean or done
         s = {
             "used": len(ok),
+            "ok_runs": ok,
             "disturbed": sum(1 for r in rs if r.get("disturbed")),
             "only_disturbed": bool(done) and not clean,
             "foreign": [(r.get("foreign_cpu") or {}).get("foreign_pct") for r in rs],
@@ -106,42 +118,103 @@ for size in sizes:
 
 ratios = {}
 for size in sizes:
-    p, m = summary.get((size, "postfix")), summary.get((size, "mxgate"))
+    base, ours, _ = pair(size)
+    p, m = summary.get((size, base)), summary.get((size, ours))
     if p and m and p["msgs_per_s"] and m["msgs_per_s"]:
         ratios[size] = m["msgs_per_s"] / p["msgs_per_s"]
 
-ceiling = {}  # size -> {system: share of the direct smtp-source -> smtp-sink rate}
+ceiling = {}  # size -> {system: share of the direct generator -> smtp-sink rate}
 for size in sizes:
-    d = summary.get((size, "direct"))
+    base, ours, direct = pair(size)
+    d = summary.get((size, direct))
     if d and d["msgs_per_s"]:
         ceiling[size] = {
             sysname: summary[(size, sysname)]["msgs_per_s"] / d["msgs_per_s"]
-            for sysname in ("postfix", "mxgate")
+            for sysname in (base, ours)
             if (size, sysname) in summary and summary[(size, sysname)]["msgs_per_s"]
         }
+
+
+def ratio_line(size):
+    base, ours, _ = pair(size)
+    name = f"{ours}/{base}" if size == MIX else "mxgate/postfix"
+    tgt = {10240: RATIO_TARGET_10K, MIX: RATIO_TARGET_MIX}.get(size)
+    return name, tgt
+
+
+def stage_costs(runs_ok):
+    """Per stage, pooled over the runs: mean microseconds per message on an
+    idle gateway (the check messages, sent one at a time) and under the load
+    (the difference of the totals before and after it)."""
+    idle, load = {}, {}
+    for r in runs_ok:
+        before = {x["stage"]: x for x in (r.get("stages_idle") or []) if isinstance(x, dict)}
+        after = r.get("stages_load") or []
+        for x in after if isinstance(after, list) else []:
+            b = before.get(x["stage"], {"runs": 0, "total_ns": 0})
+            i = idle.setdefault(x["stage"], [0, 0])
+            i[0] += b["runs"]
+            i[1] += b["total_ns"]
+            l = load.setdefault(x["stage"], [0, 0])
+            l[0] += x["runs"] - b["runs"]
+            l[1] += x["total_ns"] - b["total_ns"]
+    out = []
+    for name in load:
+        ir, ins = idle.get(name, [0, 0])
+        lr, lns = load[name]
+        out.append({
+            "stage": name,
+            "idle_runs": ir,
+            "idle_us": ins / ir / 1000 if ir else None,
+            "load_runs": lr,
+            "load_us": lns / lr / 1000 if lr else None,
+        })
+    return out
+
+
+mix_scan = summary.get((MIX, "mxgate-scan"))
+stages = stage_costs(mix_scan["ok_runs"]) if mix_scan else []
+mix_check = None  # the first complete mxgate-scan run's check
+for r in (mix_scan or {}).get("ok_runs", []):
+    if (r.get("check") or {}).get("kinds"):
+        mix_check = r["check"]
+        break
+mix_load = None
+for sysname in ("mxgate-scan", "postfix-mix", "direct-mix"):
+    for r in (summary.get((MIX, sysname)) or {}).get("ok_runs", []):
+        if (r.get("load") or {}).get("sent") and mix_load is None:
+            mix_load = r["load"]
 
 rss = {"plain": load_json(args.rss_plain), "starttls": load_json(args.rss_starttls)}
 
 # ----------------------------------------------------------------- console
-hdr = f"{'size':<6} {'system':<8} {'msgs':>6} {'secs':>7} {'msg/s':>8} {'in_msg/s':>9} {'p50_ms':>8} {'p99_ms':>8} {'probes':>11} runs"
+hdr = f"{'size':<6} {'system':<11} {'msgs':>6} {'secs':>7} {'msg/s':>8} {'in_msg/s':>9} {'p50_ms':>8} {'p99_ms':>8} {'probes':>11} runs"
 lines = [hdr]
 for (size, sysname), s in summary.items():
     lines.append(
-        f"{label(size):<6} {sysname:<8} {s['n']:>6} {fmt(s['e2e_s'], 2):>7} {fmt(s['msgs_per_s']):>8} "
+        f"{label(size):<6} {sysname:<11} {s['n']:>6} {fmt(s['e2e_s'], 2):>7} {fmt(s['msgs_per_s']):>8} "
         f"{fmt(s['ingress_per_s']):>9} {fmt(s['p50']):>8} {fmt(s['p99']):>8} "
         f"{s['probes_arrived']:>5}/{s['probes_sent']:<5} {s['complete']}/{s['runs']}"
     )
 for size in sizes:
+    name, tgt = ratio_line(size)
+    tgt_s = f" (target >= {tgt})" if tgt else ""
     if size in ratios:
-        tgt = f" (target >= {RATIO_TARGET_10K})" if size == 10240 else ""
-        lines.append(f"ratio mxgate/postfix @{label(size)}: {ratios[size]:.2f}{tgt}")
-    elif (size, "postfix") in summary and (size, "mxgate") in summary:
-        lines.append(f"ratio mxgate/postfix @{label(size)}: n/a (a system has no complete run)")
+        lines.append(f"ratio {name} @{label(size)}: {ratios[size]:.2f}{tgt_s}")
+    elif (size, pair(size)[0]) in summary and (size, pair(size)[1]) in summary:
+        lines.append(f"ratio {name} @{label(size)}: n/a (a system has no complete run)")
 for size, shares in ceiling.items():
     if shares:
         lines.append(
-            f"share of the direct source->sink rate @{label(size)}: "
+            f"share of the direct generator->sink rate @{label(size)}: "
             + ", ".join(f"{k} {v * 100:.0f}%" for k, v in shares.items())
+        )
+if stages:
+    lines.append("mxgate-scan per-stage time, mean us/message (idle: check messages one at a time; load: during the run):")
+    for st in stages:
+        lines.append(
+            f"  {st['stage']:<11} idle {fmt(st['idle_us'])} us ({st['idle_runs']} msgs)   "
+            f"load {fmt(st['load_us'])} us ({st['load_runs']} msgs)"
         )
 
 
@@ -191,6 +264,8 @@ md.append(
 md.append(
     f"Load: `smtp-source -s {args.sessions} -l SIZE -m N {args.source_opts}`, one message per "
     f"{'session' if '-d' not in args.source_opts.split() else 'message, sessions kept open (-d)'}; "
+    f"size `mix`: `bench_load send` with the mixed corpus (bench/README.md), `mxgate-scan` running every "
+    f"built-in scanning stage with DNS from a local stub, `postfix-mix` a plain relay; "
     f"latency probe every {args.probe_interval} s. Figures are the median of the complete runs "
     f"not disturbed by other processes (foreign CPU < {args.quiet_pct}% of the machine).\n"
 )
@@ -208,15 +283,15 @@ for (size, sysname), s in summary.items():
 md.append("")
 for size in sizes:
     if size in ratios:
-        tgt = ""
-        if size == 10240:
-            tgt = f" — target ≥ {RATIO_TARGET_10K}: {'met' if ratios[size] >= RATIO_TARGET_10K else 'NOT met'}"
-        md.append(f"- Throughput ratio mxgate/Postfix at {label(size)}: **{ratios[size]:.2f}**{tgt}")
+        name, tgt = ratio_line(size)
+        tgt_s = f" — target ≥ {tgt}: {'met' if ratios[size] >= tgt else 'NOT met'}" if tgt else ""
+        what = "mxgate with every scanning stage / Postfix plain relay, mixed corpus" if size == MIX else "mxgate/Postfix"
+        md.append(f"- Throughput ratio {what} at {label(size)}: **{ratios[size]:.2f}**{tgt_s}")
 for size, shares in ceiling.items():
     if shares:
         md.append(
-            f"- Share of the harness ceiling (smtp-source straight to smtp-sink, row `direct`) at {label(size)}: "
-            + ", ".join(f"{k} {v * 100:.0f}%" for k, v in shares.items())
+            f"- Share of the harness ceiling (load generator straight to smtp-sink, row `{pair(size)[2]}`) at "
+            f"{label(size)}: " + ", ".join(f"{k} {v * 100:.0f}%" for k, v in shares.items())
         )
 for mode in ("plain", "starttls"):
     r = rss[mode]
@@ -242,6 +317,33 @@ for (size, sysname), s in summary.items():
             f"- {label(size)} {sysname}: {s['disturbed']}/{s['runs']} runs disturbed by other processes' CPU use "
             + ("(ONLY disturbed runs: figures unreliable)" if s["only_disturbed"] else "(marked *, left out of the median)")
         )
+if mix_load:
+    kinds = ", ".join(f"{k} {v}" for k, v in mix_load.get("kinds", {}).items())
+    md.append(
+        f"- Mixed corpus (`bench_load send`, {mix_load.get('sessions')} sessions, one message per session): "
+        f"{kinds}; mean {mix_load['bytes'] / max(mix_load['sent'], 1) / 1024:.1f} KB per message on the wire."
+    )
+if stages:
+    md.append("")
+    md.append("mxgate-scan, time per stage (mean µs per message; stages run concurrently, so the times overlap "
+              "and include waiting for DNS and for the CPU; `auth` is SPF, DKIM, DMARC and ARC together):\n")
+    md.append("| stage | idle µs/msg | msgs | under load µs/msg | msgs |")
+    md.append("|---|---:|---:|---:|---:|")
+    for st in stages:
+        md.append(f"| {st['stage']} | {fmt(st['idle_us'])} | {st['idle_runs']} | {fmt(st['load_us'])} | {st['load_runs']} |")
+    md.append("\nidle = the check messages sent one at a time before the run (cold DNS cache included); "
+              "under load = during the timed run (load and probe messages).")
+if mix_check:
+    md.append("")
+    md.append(f"mxgate-scan check ({mix_check.get('count')} messages one at a time through mxgate to a recording "
+              "sink; all must arrive with a delivering verdict, SPF pass, and DKIM and DMARC pass when signed):\n")
+    md.append("| kind | arrived/sent | verdicts | auth results | symbols | mean ms connect→arrival |")
+    md.append("|---|---:|---|---|---|---:|")
+    for kind, k in mix_check["kinds"].items():
+        def d(x):
+            return ", ".join(f"{a} {b}" for a, b in sorted((k.get(x) or {}).items(), key=lambda kv: -kv[1])) or "-"
+        md.append(f"| {kind} | {k.get('arrived')}/{k.get('sent')} | {d('verdicts')} | {d('auth')} | {d('symbols')} | "
+                  f"{fmt(k.get('mean_ms'))} |")
 md.append("")
 md.append("Columns: see bench/README.md. secs = from the start of smtp-source until smtp-sink has counted all N "
           "messages; msg/s = N / secs; ingress msg/s = N / time smtp-source took (acceptance rate); "
@@ -254,7 +356,7 @@ print(f"(written to {args.out})")
 failed = any(s["failures"] for s in summary.values()) or any(
     r is not None and r.get("kb_per_conn") is None for r in rss.values()
 )
-missed = (10240 in ratios and ratios[10240] < RATIO_TARGET_10K) or any(
+missed = (10240 in ratios and ratios[10240] < RATIO_TARGET_10K) or (MIX in ratios and ratios[MIX] < RATIO_TARGET_MIX) or any(
     r is not None and r.get("kb_per_conn") is not None and r["kb_per_conn"] >= RSS_TARGET_KB for r in rss.values()
 )
 if failed:

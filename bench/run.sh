@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Relay benchmark: smtp-source -> {Postfix | mxgate} -> smtp-sink, plus the
-# memory cost of idle connections on mxgate. Method and figures: bench/README.md.
+# Relay benchmark: smtp-source -> {Postfix | mxgate} -> smtp-sink, the same
+# with a mixed corpus and mxgate's full scanning pipeline (bench_load ->
+# {Postfix | mxgate with every stage} -> smtp-sink, DNS from a local stub),
+# plus the memory cost of idle connections on mxgate. Method and figures:
+# bench/README.md.
 #
 # Usage:  bench/run.sh              full run (figures quoted in the README)
 #         BENCH_QUICK=1 bench/run.sh   small counts, a few minutes (CI)
@@ -12,8 +15,17 @@
 #   BENCH_REPEAT             runs per (size, system); median kept     [3 | 1]
 #   BENCH_SESSIONS           smtp-source parallel sessions               [20]
 #   BENCH_SOURCE_OPTS        extra smtp-source options (e.g. -d)         []
-#   BENCH_SYSTEMS            systems to run          ["direct postfix mxgate"]
-#                            (direct = smtp-source straight to smtp-sink)
+#   BENCH_N_MIX              messages per mixed-corpus run        [10000 | 1500]
+#   BENCH_CHECK_N            messages sent one at a time through the gateway
+#                            before each mix run, to check the path   [100 | 40]
+#   BENCH_SYSTEMS            systems to run
+#                            ["direct postfix mxgate direct-mix postfix-mix mxgate-scan"]
+#                            direct = smtp-source straight to smtp-sink;
+#                            postfix, mxgate = smtp-source, fixed-size payloads,
+#                              mxgate with no scanning stages ([scan] stages = []);
+#                            *-mix, mxgate-scan = bench_load's mixed corpus;
+#                              mxgate-scan runs every built-in stage, DNS from
+#                              the stub (bench_load dns)
 #   BENCH_SIZES              payload sizes in octets        ["10240 102400"]
 #   BENCH_IDLE_CONNS         idle connections for the RSS test    [5000 | 5000]
 #   BENCH_SKIP_RSS=1         skip the idle-connection RSS test
@@ -30,13 +42,17 @@
 #   BENCH_SKIP_INSTALL=1     don't apt-get install postfix/python3
 #   BENCH_SKIP_BUILD=1       don't cargo build --release
 #   MXGATE_BIN               mxgate binary     [<repo>/target/release/mxgate]
+#   BENCH_LOAD_BIN           load generator and DNS stub
+#                            [<repo>/target/release/examples/bench_load]
 #   BENCH_DIR                scratch dir (queues, logs)  [mktemp in /var/tmp]
 #   BENCH_KEEP=1             keep BENCH_DIR afterwards (logs, queues)
-#   BENCH_ENFORCE_TARGETS=1  exit 3 when a target (ratio >= 2 @10KB, RSS < 20 KB) is missed
+#   BENCH_ENFORCE_TARGETS=1  exit 3 when a target (ratio >= 2 @10KB, mxgate-scan/
+#                            postfix-mix >= 1 @mix, RSS < 20 KB) is missed
 #   BENCH_RESULTS            results file
 #                            [bench/results/latest.md | bench/results/quick.md]
 #   Ports (all on 127.0.0.1): BENCH_PF_PORT [2626] BENCH_MX_PORT [2525]
 #     BENCH_SINK_PORT [2700] BENCH_PROBE_PORT [2701] BENCH_ADMIN_PORT [8025]
+#     BENCH_DNS_PORT [2553] (UDP and TCP)
 #
 # All traffic stays on 127.0.0.1. Every load run is bounded in message count
 # and in time (timeout), and every server started here is stopped by its pid.
@@ -49,15 +65,17 @@ ROOT=$(dirname "$HERE")
 QUICK=${BENCH_QUICK:-0}
 if [[ "$QUICK" == 1 ]]; then
   N_10K=${BENCH_N_10K:-3000}; N_100K=${BENCH_N_100K:-800}; REPEAT=${BENCH_REPEAT:-1}
+  N_MIX=${BENCH_N_MIX:-1500}; CHECK_N=${BENCH_CHECK_N:-40}
 else
   N_10K=${BENCH_N_10K:-20000}; N_100K=${BENCH_N_100K:-5000}; REPEAT=${BENCH_REPEAT:-3}
+  N_MIX=${BENCH_N_MIX:-10000}; CHECK_N=${BENCH_CHECK_N:-100}
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
 if [[ "$QUICK" == 1 ]]; then QUIET_WAIT=${BENCH_QUIET_WAIT:-0}; else QUIET_WAIT=${BENCH_QUIET_WAIT:-300}; fi
 QUIET_PCT=${BENCH_QUIET_PCT:-10}
 SESSIONS=${BENCH_SESSIONS:-20}
 SOURCE_OPTS=${BENCH_SOURCE_OPTS:-}
-SYSTEMS=${BENCH_SYSTEMS:-direct postfix mxgate}
+SYSTEMS=${BENCH_SYSTEMS:-direct postfix mxgate direct-mix postfix-mix mxgate-scan}
 SIZES=${BENCH_SIZES:-10240 102400}
 PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-0.1}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
@@ -68,6 +86,8 @@ MX_PORT=${BENCH_MX_PORT:-2525}
 SINK_PORT=${BENCH_SINK_PORT:-2700}
 PROBE_PORT=${BENCH_PROBE_PORT:-2701}
 ADMIN_PORT=${BENCH_ADMIN_PORT:-8025}
+DNS_PORT=${BENCH_DNS_PORT:-2553}
+LOAD_BIN=${BENCH_LOAD_BIN:-$ROOT/target/release/examples/bench_load}
 PY=${PYTHON:-python3}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -192,8 +212,37 @@ pf_stop() {
 # ------------------------------------------------------------------- mxgate
 MX_DIR=""
 MX_PID=""
-mx_start() { # dir
+# The [scan] part of mxgate's config: "plain" relays without scanning (the
+# default config runs every stage, so it is switched off explicitly); "scan"
+# runs every built-in stage, with one DNS block list and one URI list served
+# (as "not listed") by the stub.
+scan_config() { # plain|scan
+  if [[ $1 != scan ]]; then
+    printf '[scan]\nstages = []\n'
+    return
+  fi
+  cat <<EOF
+[scan]
+# The default stage list, spelled out.
+stages = ["spf", "dkim", "dmarc", "arc", "dnsbl", "uribl", "attachment", "phishing", "heuristics"]
+
+[scan.dnsbl]
+# The load comes from 127.0.0.1: look it up anyway, so every message costs a
+# real DNSBL lookup (answered from the resolver's cache after the first).
+check_private = true
+
+[[scan.dnsbl.zones]]
+zone = "bl.bench.test"
+
+[[scan.uribl.zones]]
+zone = "uribl.bench.test"
+EOF
+}
+
+mx_start() { # dir [plain|scan]
   MX_DIR=$1
+  local mode=${2:-plain} ns="127.0.0.1:53"
+  [[ $mode == scan ]] && ns="127.0.0.1:$DNS_PORT"
   rm -rf "$MX_DIR"
   mkdir -p "$MX_DIR/data"
   cat >"$MX_DIR/mxgate.toml" <<EOF
@@ -221,10 +270,12 @@ listen = "127.0.0.1:$ADMIN_PORT"
 
 # No name lookups leave the machine.
 [dns]
-nameservers = ["127.0.0.1:53"]
+nameservers = ["$ns"]
 
 [log]
 level = "warn"
+
+$(scan_config "$mode")
 EOF
   [[ -z "${BENCH_MXGATE_EXTRA:-}" ]] || printf '# BENCH_MXGATE_EXTRA\n%b\n' "$BENCH_MXGATE_EXTRA" >>"$MX_DIR/mxgate.toml"
   ulimit -n "$NOFILE"
@@ -257,9 +308,41 @@ mx_stop() {
   wait_port_free "$MX_PORT" 10 || true
 }
 
+# ---------------------------------------------------------------- DNS stub
+DNS_PID=""
+dns_start() {
+  local ready="$BENCH_DIR/dns.ready"
+  rm -f "$ready"
+  "$LOAD_BIN" dns --listen "127.0.0.1:$DNS_PORT" --ready-file "$ready" --max-seconds 7200 \
+    2>"$BENCH_DIR/dns.log" &
+  DNS_PID=$!
+  local end=$((SECONDS + 10))
+  while [[ ! -f "$ready" ]] && ((SECONDS < end)); do
+    pid_alive "$DNS_PID" || break
+    sleep 0.05
+  done
+  [[ -f "$ready" ]] || { log "DNS stub did not start: $(tail -2 "$BENCH_DIR/dns.log")"; DNS_PID=""; return 1; }
+}
+
+dns_stop() {
+  pid_alive "$DNS_PID" && { kill -TERM "$DNS_PID" 2>/dev/null || true; wait "$DNS_PID" 2>/dev/null || true; }
+  DNS_PID=""
+}
+
+# The mixed-corpus systems (bench_load instead of smtp-source).
+is_mix() { [[ $1 == *-mix || $1 == mxgate-scan ]]; }
+
+# mxgate's per-stage totals since start (JSON list of {stage, runs, total_ns}).
+stage_times() {
+  "$PY" -c 'import sys, urllib.request
+print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/v1/pipeline/stages", timeout=5).read().decode())' \
+    "$ADMIN_PORT" 2>/dev/null || echo null
+}
+
 stop_all() {
   mx_stop || true
   pf_stop || true
+  dns_stop || true
   [[ -n "${SINK_PIDFILE:-}" && -f "$SINK_PIDFILE" ]] && { kill "$(cat "$SINK_PIDFILE")" 2>/dev/null || true; }
   [[ -n "${PROBE_PID:-}" ]] && { kill "$PROBE_PID" 2>/dev/null || true; }
   if [[ "${BENCH_KEEP:-0}" != 1 && -n "${BENCH_DIR_CREATED:-}" ]]; then
@@ -271,20 +354,65 @@ stop_all() {
 
 # ------------------------------------------------------------------ one run
 # run_load SYSTEM SIZE N REP -> appends one JSON line to $RUNS
+# (SIZE is 0 for the mixed-corpus systems.)
 run_load() {
   local sys=$1 size=$2 n=$3 rep=$4
-  local d="$BENCH_DIR/runs/$sys-$size-$rep"
+  local d="$BENCH_DIR/runs/$sys-$size-$rep" mix=0 probe_size=$size what="size=$size"
   local port
+  if is_mix "$sys"; then
+    mix=1 probe_size=10240 what="mix" d="$BENCH_DIR/runs/$sys-$rep"
+    [[ -x "$LOAD_BIN" ]] || { record_fail "$sys" "$size" "$n" "$rep" "no bench_load binary"; return; }
+  fi
   mkdir -p "$d"
   chmod 755 "$BENCH_DIR" "$BENCH_DIR/runs" "$d"
   case $sys in
-    direct) port=$SINK_PORT ;; # no gateway: the harness's own ceiling
-    postfix) pf_start "$BENCH_DIR/pf" || { record_fail "$sys" "$size" "$n" "$rep" "postfix did not start"; return; }; port=$PF_PORT ;;
-    mxgate)
+    direct | direct-mix) port=$SINK_PORT ;; # no gateway: the harness's own ceiling
+    postfix | postfix-mix)
+      pf_start "$BENCH_DIR/pf" || { record_fail "$sys" "$size" "$n" "$rep" "postfix did not start"; return; }
+      port=$PF_PORT ;;
+    mxgate | mxgate-scan)
       if [[ ! -x "$MXGATE_BIN" ]]; then record_fail "$sys" "$size" "$n" "$rep" "no mxgate binary"; return; fi
-      mx_start "$BENCH_DIR/mx" || { record_fail "$sys" "$size" "$n" "$rep" "mxgate did not start"; return; }
+      local mode=plain
+      if [[ $sys == mxgate-scan ]]; then
+        mode=scan
+        pid_alive "$DNS_PID" || dns_start || { record_fail "$sys" "$size" "$n" "$rep" "DNS stub did not start"; return; }
+      fi
+      mx_start "$BENCH_DIR/mx" "$mode" || { record_fail "$sys" "$size" "$n" "$rep" "mxgate did not start"; return; }
       port=$MX_PORT ;;
   esac
+
+  # Mix runs through a gateway: first send CHECK_N messages one at a time to
+  # bench_load's own sink (the probe port) and check what arrives; for
+  # mxgate-scan every one must carry a delivering verdict and pass SPF (and
+  # DKIM and DMARC when signed). mxgate's stage times after it are the
+  # per-message cost on an idle gateway.
+  echo '{"ok": true, "skipped": true}' >"$d/check.json"
+  echo null >"$d/stages-idle.json"
+  echo null >"$d/stages-load.json"
+  if ((mix)) && [[ $sys != direct-mix ]]; then
+    local expect=""
+    [[ $sys == mxgate-scan ]] && expect=--expect-scan
+    log "$sys rep=$rep: check: $CHECK_N messages one at a time through the gateway"
+    # shellcheck disable=SC2086
+    timeout $((CHECK_N * 30 + 60)) "$LOAD_BIN" check --target "127.0.0.1:$port" \
+      --listen "127.0.0.1:$PROBE_PORT" --count "$CHECK_N" $expect >"$d/check.json" 2>"$d/check.err" \
+      || log "check FAILED: $(tail -1 "$d/check.err")"
+    [[ -s "$d/check.json" ]] || echo '{"ok": false, "failures": ["no output"]}' >"$d/check.json"
+    [[ $sys == mxgate-scan ]] && stage_times >"$d/stages-idle.json"
+    if ! grep -q '"ok":true' "$d/check.json"; then
+      # No timed run: it would measure something else (and held or
+      # tempfailed mail would keep the sink waiting until the time limit).
+      case $sys in
+        postfix-mix) cp "$BENCH_DIR/pf/postfix.log" "$d/gateway.log" 2>/dev/null || true; pf_stop ;;
+        mxgate-scan) mx_stop; cp "$BENCH_DIR/mx/mxgate.log" "$d/gateway.log" 2>/dev/null || true ;;
+      esac
+      record_fail "$sys" "$size" "$n" "$rep" "check failed ($d/check.json): $(cut -c1-400 "$d/check.json")"
+      return
+    fi
+    # Let connections the gateway keeps open to the check sink expire
+    # (Postfix caches them for 2 s) before the probe takes the port.
+    sleep 3
+  fi
 
   # The sink: counts messages and exits after the n-th; its exit time ends the run.
   SINK_PIDFILE="$d/sink.pid"
@@ -300,9 +428,9 @@ run_load() {
   # Latency probe and its recording sink (not for "direct": smtp-sink would
   # count the probes).
   PROBE_PID=""
-  if [[ $sys != direct ]]; then
+  if [[ $sys != direct* ]]; then
     timeout $((RUN_TIMEOUT + 120)) "$PY" "$HERE/probe.py" --gateway "127.0.0.1:$port" \
-      --listen "127.0.0.1:$PROBE_PORT" --size "$size" --interval "$PROBE_INTERVAL" \
+      --listen "127.0.0.1:$PROBE_PORT" --size "$probe_size" --interval "$PROBE_INTERVAL" \
       --max 100000 --max-seconds "$RUN_TIMEOUT" --stop-file "$d/stop" \
       --ready-file "$d/probe.ready" --drain 60 --out "$d/probe.json" 2>"$d/probe.err" &
     PROBE_PID=$!
@@ -315,19 +443,31 @@ run_load() {
     q=$("$PY" "$HERE/cpuwatch.py" quiet --ours $$ --max-wait "$QUIET_WAIT" --threshold "$QUIET_PCT")
     [[ $q == *'"quiet": true'* ]] || log "WARNING: machine still busy after ${QUIET_WAIT}s: $q"
   fi
-  log "$sys size=$size n=$n rep=$rep: smtp-source -s $SESSIONS -l $size -m $n $SOURCE_OPTS"
+  if ((mix)); then
+    log "$sys n=$n rep=$rep: bench_load send --sessions $SESSIONS --count $n"
+  else
+    log "$sys size=$size n=$n rep=$rep: smtp-source -s $SESSIONS -l $size -m $n $SOURCE_OPTS"
+  fi
   local t0 t1 src_rc=0
   "$PY" "$HERE/cpuwatch.py" snap "$d/cpu.snap" --ours $$
   t0=$EPOCHREALTIME
-  # shellcheck disable=SC2086
-  timeout "$RUN_TIMEOUT" smtp-source -s "$SESSIONS" -l "$size" -m "$n" $SOURCE_OPTS \
-    -f bench@sender.test -t user@example.test -M client.bench.test \
-    "127.0.0.1:$port" >"$d/source.out" 2>&1 || src_rc=$?
+  if ((mix)); then
+    timeout "$RUN_TIMEOUT" "$LOAD_BIN" send --target "127.0.0.1:$port" --sessions "$SESSIONS" --count "$n" \
+      >"$d/load.json" 2>"$d/source.out" || src_rc=$?
+  else
+    # shellcheck disable=SC2086
+    timeout "$RUN_TIMEOUT" smtp-source -s "$SESSIONS" -l "$size" -m "$n" $SOURCE_OPTS \
+      -f bench@sender.test -t user@example.test -M client.bench.test \
+      "127.0.0.1:$port" >"$d/source.out" 2>&1 || src_rc=$?
+  fi
   t1=$EPOCHREALTIME
 
-  # Wait for the sink to count n messages, within the run's time limit.
+  # Wait for the sink to count n messages, within the run's time limit (for
+  # a mix run whose sender saw failures, at most 30 s more: the sink cannot
+  # get them all).
   local deadline
   deadline=$("$PY" -c "print(int($t0 + $RUN_TIMEOUT))")
+  if ((mix && src_rc != 0)); then deadline=$(($(date +%s) + 30 < deadline ? $(date +%s) + 30 : deadline)); fi
   while [[ ! -f "$d/sink.done" ]] && (($(date +%s) < deadline)); do sleep 0.05; done
   "$PY" "$HERE/cpuwatch.py" diff "$d/cpu.snap" --ours $$ >"$d/cpu.json" || echo '{}' >"$d/cpu.json"
   touch "$d/stop"
@@ -342,12 +482,13 @@ run_load() {
   got=${got:-0}
   [[ -z "$PROBE_PID" ]] || wait "$PROBE_PID" 2>/dev/null || true
   PROBE_PID=""
+  [[ $sys == mxgate-scan ]] && stage_times >"$d/stages-load.json"
 
   # Stop the gateway; keep its log for the report.
   local gwlog=""
   case $sys in
-    postfix) gwlog="$d/gateway.log"; cp "$BENCH_DIR/pf/postfix.log" "$gwlog" 2>/dev/null || true; pf_stop ;;
-    mxgate) gwlog="$d/gateway.log"; mx_stop; cp "$BENCH_DIR/mx/mxgate.log" "$gwlog" 2>/dev/null || true ;;
+    postfix | postfix-mix) gwlog="$d/gateway.log"; cp "$BENCH_DIR/pf/postfix.log" "$gwlog" 2>/dev/null || true; pf_stop ;;
+    mxgate | mxgate-scan) gwlog="$d/gateway.log"; mx_stop; cp "$BENCH_DIR/mx/mxgate.log" "$gwlog" 2>/dev/null || true ;;
   esac
   wait_port_free "$SINK_PORT" 10 || true
   SINK_PIDFILE=""
@@ -359,7 +500,7 @@ probe = {}
 try:
     probe = json.load(open(d + "/probe.json"))
 except Exception as e:
-    probe = {} if "$sys" == "direct" else {"error": "probe produced no result: %s" % e}
+    probe = {} if "$sys".startswith("direct") else {"error": "probe produced no result: %s" % e}
 src_tail = open(d + "/source.out", errors="replace").read()[-600:]
 t0, t1, t2 = float("$t0"), float("$t1"), ("$t2" and float("$t2")) or None
 row = {
@@ -375,6 +516,22 @@ row = {
     "dir": d,
 }
 row["msgs_per_s"] = ($n / row["e2e_s"]) if row["e2e_s"] else None
+if $mix:
+    row["workload"] = "mix"
+    def load(name):
+        try:
+            return json.load(open(d + "/" + name))
+        except Exception as e:
+            return {"error": "%s: %s" % (name, e)}
+    row["load"] = load("load.json")
+    row["check"] = load("check.json")
+    row["stages_idle"] = load("stages-idle.json")
+    row["stages_load"] = load("stages-load.json")
+    # A run whose check failed (tempfails, rejects, failed authentication,
+    # missing verdicts) measured something else: it does not count.
+    if not (row["check"] or {}).get("ok"):
+        row["complete"] = False
+        row["failed"] = "check failed: %s" % ((row["check"] or {}).get("failures") or ["?"])[:2]
 try:
     row["foreign_cpu"] = json.load(open(d + "/cpu.json"))
 except Exception:
@@ -389,21 +546,22 @@ print(f"  -> complete={row['complete']} got={row['sink_got']}/{$n} "
       f"probe p50={probe.get('e2e_p50_ms') and round(probe['e2e_p50_ms'], 1)}ms "
       f"p99={probe.get('e2e_p99_ms') and round(probe['e2e_p99_ms'], 1)}ms "
       f"({probe.get('arrived')}/{probe.get('sent')} arrived, {probe.get('errors')} errors)"
-      if "$sys" != "direct" else "(no probe)") +
+      if not "$sys".startswith("direct") else "(no probe)") +
       f" foreign_cpu={row['foreign_cpu'].get('foreign_pct')}%"
       + (f" DISTURBED by {row['foreign_cpu'].get('top')}" if row["disturbed"] else ""), file=sys.stderr)
 EOF
-  if [[ $src_rc != 0 && $sys != direct ]]; then
-    log "smtp-source exit $src_rc; last output:"; tail -5 "$d/source.out" >&2
+  if [[ $src_rc != 0 && $sys != direct* ]]; then
+    log "load generator exit $src_rc; last output:"; tail -5 "$d/source.out" >&2
+    ((mix)) && cut -c1-600 "$d/load.json" >&2
   fi # (direct: smtp-sink exits at the n-th message, cutting sessions still open)
-  if [[ -s "$gwlog" && $sys == mxgate ]]; then
+  if [[ -s "$gwlog" && $sys == mxgate* ]]; then
     local nl; nl=$(wc -l <"$gwlog")
     ((nl > 0)) && { log "mxgate log ($nl lines at level warn), last lines:"; tail -5 "$gwlog" >&2; }
   fi
 }
 
 record_fail() { # sys size n rep why
-  log "$1 size=$2 rep=$4: FAILED: $5"
+  log "$1 $( (($2 == 0)) && echo mix || echo "size=$2") rep=$4: FAILED: $5"
   "$PY" -c 'import json,sys; print(json.dumps({"system":sys.argv[1],"size":int(sys.argv[2]),"n":int(sys.argv[3]),"rep":int(sys.argv[4]),"complete":False,"failed":sys.argv[5],"sink_got":0}))' \
     "$@" >>"$RUNS"
 }
@@ -435,7 +593,7 @@ main() {
   install_deps
   stop_system_postfix
 
-  for p in "$PF_PORT" "$MX_PORT" "$SINK_PORT" "$PROBE_PORT" "$ADMIN_PORT"; do
+  for p in "$PF_PORT" "$MX_PORT" "$SINK_PORT" "$PROBE_PORT" "$ADMIN_PORT" "$DNS_PORT"; do
     port_busy "$p" && die "port 127.0.0.1:$p is in use; set BENCH_*_PORT"
   done
 
@@ -448,9 +606,9 @@ main() {
   trap stop_all EXIT
   trap 'exit 130' INT TERM
 
-  if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]] && [[ "$SYSTEMS" == *mxgate* || "${BENCH_SKIP_RSS:-0}" != 1 ]]; then
-    log "cargo build --release (log: $BENCH_DIR/build.log)"
-    if ! (cd "$ROOT" && cargo build --release) >"$BENCH_DIR/build.log" 2>&1; then
+  if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]] && [[ "$SYSTEMS" == *mxgate* || "$SYSTEMS" == *-mix* || "${BENCH_SKIP_RSS:-0}" != 1 ]]; then
+    log "cargo build --release --bins --example bench_load (log: $BENCH_DIR/build.log)"
+    if ! (cd "$ROOT" && cargo build --release --bins --example bench_load) >"$BENCH_DIR/build.log" 2>&1; then
       tail -20 "$BENCH_DIR/build.log" >&2
       BENCH_KEEP=1
       die "cargo build --release failed: not benchmarking a stale binary"
@@ -468,6 +626,10 @@ main() {
   else
     log "WARNING: $MXGATE_BIN missing: mxgate figures will be absent"
   fi
+  if [[ -x "$LOAD_BIN" ]]; then
+    cp "$LOAD_BIN" "$BENCH_DIR/bench_load"
+    LOAD_BIN="$BENCH_DIR/bench_load"
+  fi
 
   NOFILE=65536
   ulimit -n "$NOFILE" 2>/dev/null || { NOFILE=$(ulimit -Hn); ulimit -n "$NOFILE"; }
@@ -477,15 +639,28 @@ main() {
   : >"$RUNS"
   log "scratch dir $BENCH_DIR; sizes: $SIZES; systems: $SYSTEMS; repeat $REPEAT"
 
-  local size n rep sys
-  for size in $SIZES; do
-    case $size in 10240) n=$N_10K ;; 102400) n=$N_100K ;; *) n=${BENCH_N:-$N_10K} ;; esac
-    for ((rep = 1; rep <= REPEAT; rep++)); do
-      for sys in $SYSTEMS; do
-        run_load "$sys" "$size" "$n" "$rep"
+  local size n rep sys plain_systems="" mix_systems=""
+  for sys in $SYSTEMS; do
+    if is_mix "$sys"; then mix_systems+=" $sys"; else plain_systems+=" $sys"; fi
+  done
+  if [[ -n "$plain_systems" ]]; then
+    for size in $SIZES; do
+      case $size in 10240) n=$N_10K ;; 102400) n=$N_100K ;; *) n=${BENCH_N:-$N_10K} ;; esac
+      for ((rep = 1; rep <= REPEAT; rep++)); do
+        for sys in $plain_systems; do
+          run_load "$sys" "$size" "$n" "$rep"
+        done
       done
     done
-  done
+  fi
+  if [[ -n "$mix_systems" ]]; then
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      for sys in $mix_systems; do
+        run_load "$sys" 0 "$N_MIX" "$rep"
+      done
+    done
+  fi
+  dns_stop
 
   if [[ "${BENCH_SKIP_RSS:-0}" != 1 ]]; then
     run_rss plain

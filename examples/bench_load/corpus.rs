@@ -3,9 +3,10 @@
 //! DKIM signatures' `t=` timestamps.
 //!
 //! Per 20 messages: 7 plain text (~10 KB), 5 HTML newsletters (multipart/
-//! alternative, 10-20 KB, ~30 links), 4 DKIM-signed notifications (text +
-//! HTML, rsa-sha256, ~8-10 KB), 2 with a PDF attachment (~40 KB binary, base64) and
-//! 2 with a zip holding a .docx and a text file (base64). 200 distinct
+//! alternative, 12-19 KB, ~30 links), 4 DKIM-signed notifications (text +
+//! HTML, rsa-sha256, 9-11 KB), 2 with a PDF attachment (30-50 KB binary,
+//! base64) and 2 with a zip holding a .docx, a text file and a small binary
+//! (~15 KB, base64); 16.5 KB on average. 200 distinct
 //! messages; the sender cycles through them. The sending domains and their
 //! DNS records (SPF, DKIM key, DMARC) are here too, for the DNS stub.
 
@@ -138,27 +139,49 @@ fn message(kind: Kind, i: usize, rng: &mut Rng) -> Msg {
     let rcpt = format!("user{}@example.test", i % 50);
     let (mail_from, data) = match kind {
         Kind::Text => {
-            let h = headers("\"Alice Martin\" <alice@sender.test>", &rcpt, "Quarterly planning notes", i, "text/plain; charset=utf-8");
-            let body = paragraphs(rng, 9000 + rng.below(2000), true);
+            let h = headers(
+                "\"Alice Martin\" <alice@sender.test>",
+                &rcpt,
+                "Quarterly planning notes",
+                i,
+                "text/plain; charset=utf-8",
+            );
+            let len = 9000 + rng.below(2000);
+            let body = paragraphs(rng, len, true);
             ("alice@sender.test".to_string(), format!("{h}Content-Transfer-Encoding: 7bit\r\n\r\n{body}"))
         }
         Kind::Html => {
             let b = format!("nl-{i}");
-            let mut h = headers("\"Shop Weekly\" <news@shop.test>", &rcpt, "This week's picks for you", i, &format!("multipart/alternative; boundary=\"{b}\""));
+            let mut h = headers(
+                "\"Shop Weekly\" <news@shop.test>",
+                &rcpt,
+                "This week's picks for you",
+                i,
+                &format!("multipart/alternative; boundary=\"{b}\""),
+            );
             h.push_str(&format!("List-Unsubscribe: <https://shop.test/unsubscribe?u={i}>\r\n"));
             let text = paragraphs(rng, 2000, false);
-            let html = html_newsletter(rng, 9000 + rng.below(7000), i);
+            let len = 9000 + rng.below(7000);
+            let html = html_newsletter(rng, len, i);
             (format!("bounce-{i}@shop.test"), alternative(&h, &b, &text, &html))
         }
         Kind::Signed => {
             let b = format!("sig-{i}");
-            let h = headers("\"Billing\" <notify@signed.test>", &rcpt, "Your statement is ready", i, &format!("multipart/alternative; boundary=\"{b}\""));
-            let text = paragraphs(rng, 3000 + rng.below(1000), false);
-            let html = html_newsletter(rng, 4000 + rng.below(1500), i);
+            let h = headers(
+                "\"Billing\" <notify@signed.test>",
+                &rcpt,
+                "Your statement is ready",
+                i,
+                &format!("multipart/alternative; boundary=\"{b}\""),
+            );
+            let (tlen, hlen) = (3000 + rng.below(1000), 4000 + rng.below(1500));
+            let text = paragraphs(rng, tlen, false);
+            let html = html_newsletter(rng, hlen, i);
             ("notify@signed.test".to_string(), alternative(&h, &b, &text, &html))
         }
         Kind::Pdf => {
-            let pdf = pdf_like(rng, 30_000 + rng.below(20_000));
+            let len = 30_000 + rng.below(20_000);
+            let pdf = pdf_like(rng, len);
             attachment(i, &rcpt, "Invoice attached", "application/pdf", &format!("invoice-{i}.pdf"), &pdf, rng)
         }
         Kind::Zip => {
@@ -177,7 +200,15 @@ fn alternative(h: &str, b: &str, text: &str, html: &str) -> String {
     )
 }
 
-fn attachment(i: usize, rcpt: &str, subject: &str, ctype: &str, name: &str, bytes: &[u8], rng: &mut Rng) -> (String, String) {
+fn attachment(
+    i: usize,
+    rcpt: &str,
+    subject: &str,
+    ctype: &str,
+    name: &str,
+    bytes: &[u8],
+    rng: &mut Rng,
+) -> (String, String) {
     let b = format!("att-{i}");
     let h = headers("\"Bob Stone\" <bob@sender.test>", rcpt, subject, i, &format!("multipart/mixed; boundary=\"{b}\""));
     let text = paragraphs(rng, 800, false);

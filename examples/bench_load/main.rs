@@ -50,6 +50,9 @@ enum Cmd {
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 3600)]
         max_seconds: u64,
+        /// Log every question to stderr.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Send the mix to a gateway.
     Send {
@@ -94,8 +97,8 @@ fn loopback(a: &SocketAddr) -> Result<(), String> {
 async fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Dns { listen, ready_file, max_seconds } => match loopback(&listen) {
-            Ok(()) => dns::serve(listen, ready_file, max_seconds).await,
+        Cmd::Dns { listen, ready_file, max_seconds, verbose } => match loopback(&listen) {
+            Ok(()) => dns::serve(listen, ready_file, max_seconds, verbose).await,
             Err(e) => Err(e),
         },
         Cmd::Send { target, sessions, count, timeout } => match loopback(&target) {
