@@ -4,8 +4,8 @@
 # seed messages in fuzz/seeds. A crash fails the run and leaves its input
 # in fuzz/artifacts/<target>/.
 #
-#   FUZZ_CONTENT_SECS   time for the `content` target (no DNS)   [120]
-#   FUZZ_PIPELINE_SECS  time for the `pipeline` target (all stages) [60]
+#   FUZZ_CONTENT_SECS   time for the `content` target (no DNS)   [60]
+#   FUZZ_PIPELINE_SECS  time for the `pipeline` target (all stages) [30]
 #
 # cargo-fuzz needs nightly-only compiler flags (sanitizers); the stable
 # toolchain accepts them with RUSTC_BOOTSTRAP=1.
@@ -30,6 +30,6 @@ run() { # target seconds
   rm -rf "$corpus" "$log"
   return "$rc"
 }
-run content "${FUZZ_CONTENT_SECS:-120}"
-run pipeline "${FUZZ_PIPELINE_SECS:-60}"
+run content "${FUZZ_CONTENT_SECS:-60}"
+run pipeline "${FUZZ_PIPELINE_SECS:-30}"
 echo "fuzz: no crash"
