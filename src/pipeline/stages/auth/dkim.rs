@@ -7,8 +7,9 @@
 use super::text::method_result;
 use crate::pipeline::{Findings, Symbol};
 use mail_auth::common::headers::{Writable, Writer};
-use mail_auth::dkim::{DkimError, Signature};
+use mail_auth::dkim::{Canonicalization, DkimError, Signature};
 use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, Error, MessageAuthenticator};
+use std::cell::OnceCell;
 use std::time::Duration;
 
 /// Every signature's result; `None` when verification ran out of time.
@@ -29,26 +30,49 @@ impl Writer for Count {
     }
 }
 
+/// The canonical body length under each canonicalization, computed at most
+/// once per message: a message with many `l=` signatures costs two passes
+/// over its body, not two per signature.
+pub struct BodyLength<'m> {
+    msg: &'m AuthenticatedMessage<'m>,
+    simple: OnceCell<u64>,
+    relaxed: OnceCell<u64>,
+}
+
+impl<'m> BodyLength<'m> {
+    pub fn new(msg: &'m AuthenticatedMessage<'m>) -> Self {
+        BodyLength { msg, simple: OnceCell::new(), relaxed: OnceCell::new() }
+    }
+
+    fn of(&self, cb: Canonicalization) -> u64 {
+        let cell = if cb == Canonicalization::Relaxed { &self.relaxed } else { &self.simple };
+        *cell.get_or_init(|| {
+            let mut n = Count(0);
+            cb.canonical_body(self.msg.raw_body(), 0).write(&mut n);
+            n.0
+        })
+    }
+}
+
 /// `(signed, total)` canonical body octets when `l=` leaves part of the
 /// body unsigned.
-pub fn partial(msg: &AuthenticatedMessage<'_>, sig: &Signature) -> Option<(u64, u64)> {
+pub fn partial(body: &BodyLength<'_>, sig: &Signature) -> Option<(u64, u64)> {
     if sig.l == 0 {
         return None;
     }
-    let mut n = Count(0);
-    sig.cb.canonical_body(msg.raw_body(), 0).write(&mut n);
-    (sig.l < n.0).then_some((sig.l, n.0))
+    let n = body.of(sig.cb);
+    (sig.l < n).then_some((sig.l, n))
 }
 
 /// The outputs DMARC may count: passes that signed only part of the body
 /// are left out, so appended content cannot borrow the domain's alignment.
-pub fn for_dmarc<'x>(msg: &AuthenticatedMessage<'_>, outputs: &[DkimOutput<'x>]) -> Vec<DkimOutput<'x>> {
-    outputs.iter().filter(|o| o.signature().is_none_or(|s| partial(msg, s).is_none())).cloned().collect()
+pub fn for_dmarc<'x>(body: &BodyLength<'_>, outputs: &[DkimOutput<'x>]) -> Vec<DkimOutput<'x>> {
+    outputs.iter().filter(|o| o.signature().is_none_or(|s| partial(body, s).is_none())).cloned().collect()
 }
 
 /// One signature as a symbol name, score, RFC 8601 result and explanation.
-fn classify(msg: &AuthenticatedMessage<'_>, o: &DkimOutput<'_>) -> (&'static str, f64, &'static str, String) {
-    let partial = o.signature().and_then(|s| partial(msg, s));
+fn classify(body: &BodyLength<'_>, o: &DkimOutput<'_>) -> (&'static str, f64, &'static str, String) {
+    let partial = o.signature().and_then(|s| partial(body, s));
     match (o.result(), partial) {
         (DkimResult::Pass, Some((signed, total))) => (
             "DKIM_PARTIAL_BODY",
@@ -71,7 +95,7 @@ fn classify(msg: &AuthenticatedMessage<'_>, o: &DkimOutput<'_>) -> (&'static str
 
 /// One symbol per distinct outcome (listing the signers) and one method
 /// result per signature.
-pub fn report(msg: &AuthenticatedMessage<'_>, outputs: Option<&[DkimOutput<'_>]>, out: &mut Findings) {
+pub fn report(body: &BodyLength<'_>, outputs: Option<&[DkimOutput<'_>]>, out: &mut Findings) {
     let Some(outputs) = outputs else {
         out.push(Symbol::new("DKIM_TEMPERROR", 0.0, "DKIM verification ran out of time"));
         out.auth_results.push(method_result("dkim", "temperror", "verification timed out", &[]));
@@ -84,7 +108,7 @@ pub fn report(msg: &AuthenticatedMessage<'_>, outputs: Option<&[DkimOutput<'_>]>
     }
     let mut symbols: Vec<Symbol> = Vec::new();
     for o in outputs {
-        let (name, score, word, why) = classify(msg, o);
+        let (name, score, word, why) = classify(body, o);
         let signer = o.signature().map_or_else(|| "malformed signature".to_string(), |s| format!("{} ({})", s.d, s.s));
         let note = format!("{signer}: {why}");
         match symbols.iter_mut().find(|s| s.name == name) {

@@ -101,19 +101,20 @@ impl Auth {
             async { if checks_dkim { dkim::verify(&self.dns, &msg, limit).await } else { Some(Vec::new()) } },
             async { if m.arc && !crowded { Some(arc::verify(&self.dns, &msg, limit).await) } else { None } },
         );
+        let body = dkim::BodyLength::new(&msg);
         if let Some(spf) = &spf {
             spf::report(spf, &mut out);
         }
         if m.dkim && crowded {
             dkim::report_crowded(signatures, self.cfg.max_signatures, &mut out);
         } else if m.dkim {
-            dkim::report(&msg, dkim.as_deref(), &mut out);
+            dkim::report(&body, dkim.as_deref(), &mut out);
         }
         if let Some(arc) = &arc {
             arc::report(arc.as_ref(), &mut out);
         }
         if m.dmarc {
-            let trusted = dkim::for_dmarc(&msg, dkim.as_deref().unwrap_or_default());
+            let trusted = dkim::for_dmarc(&body, dkim.as_deref().unwrap_or_default());
             let spf_out = spf.map(|s| s.output).unwrap_or_default();
             let result = dmarc::verify(&self.dns, &msg, &trusted, spf_out.domain(), &spf_out, limit).await;
             dmarc::report(result.as_ref(), &mut out);
