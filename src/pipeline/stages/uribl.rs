@@ -151,10 +151,12 @@ fn scan_text(text: &str, out: &mut Domains) {
     while i < b.len() && !out.full() {
         let rest = &b[i..];
         let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.' || b[i - 1] == b'-');
-        let skip = if starts_ci(rest, b"http://") {
-            7
-        } else if starts_ci(rest, b"https://") {
-            8
+        // Browsers read `https:\\host`, `https:/\host` and `https:host` as
+        // `https://host` (WHATWG URL, special schemes): any run of slashes
+        // and backslashes after the scheme leads to the host.
+        let scheme = [&b"http:"[..], b"https:"].into_iter().find(|p| starts_ci(rest, p)).map(<[u8]>::len);
+        let skip = if let Some(n) = scheme {
+            n + rest[n..].iter().take_while(|&&c| c == b'/' || c == b'\\').count()
         } else if boundary && starts_ci(rest, b"www.") {
             0
         } else {
@@ -261,5 +263,7 @@ mod tests {
         assert_eq!(found("http://a.test http://b.test http://c.test http://d.test http://a.test", false).len(), 3);
         assert_eq!(found("http://bücher.test/", false), ["xn--bcher-kva.test"]);
         assert!(found("http:// https://x http://-", false).is_empty());
+        assert_eq!(found(r"https:\\a.test/x https:/\b.test https:c.test/", false), ["a.test", "b.test", "c.test"]);
+        assert_eq!(found(r#"<a href="https:\\evil.test/login">x</a>"#, true), ["evil.test"]);
     }
 }

@@ -63,10 +63,12 @@ fn host_char(c: char) -> bool {
 pub fn url_host(url: &str) -> Option<String> {
     let url = url.trim();
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &url[8..]
-    } else if lower.starts_with("http://") {
-        &url[7..]
+    // `https:\\host`, `https:/\host` and `https:host` all lead browsers to
+    // `host` (WHATWG URL, special schemes); the slashes are trimmed below.
+    let rest = if lower.starts_with("https:") {
+        &url[6..]
+    } else if lower.starts_with("http:") {
+        &url[5..]
     } else {
         url.strip_prefix("//")?
     };
@@ -117,6 +119,9 @@ mod tests {
         assert_eq!(url_host("https://www.bank.test@evil.test/").as_deref(), Some("evil.test"));
         assert_eq!(url_host("//cdn.test/a").as_deref(), Some("cdn.test"));
         assert_eq!(url_host("mailto:a@b.test"), None);
+        for odd in [r"https:\\evil.test/login", r"https:/\evil.test", "https:evil.test/x", "HTTP:\\\\evil.test"] {
+            assert_eq!(url_host(odd).as_deref(), Some("evil.test"), "{odd}");
+        }
         assert_eq!(url_host("/relative"), None);
         assert_eq!(shown_host("www.bank.test/login").as_deref(), Some("www.bank.test"));
         assert_eq!(shown_host("http://é.test").as_deref(), Some("é.test"));
