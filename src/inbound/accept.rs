@@ -121,12 +121,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 /// 550 5.7.1 or 451 4.7.1 with the policy's reason (RFC 3463 X.7.1:
 /// delivery not authorized, message refused).
 fn verdict_reply(d: &Decision) -> Reply {
-    let mut why: String = d.reason.chars().map(|c| if c.is_control() || !c.is_ascii() { '?' } else { c }).collect();
-    if why.len() > 300 {
-        let cut = (0..=300).rev().find(|&i| why.is_char_boundary(i)).unwrap_or(0);
-        why.truncate(cut);
-        why.push_str("...");
-    }
+    // Reasons are already free of control characters; replies stay ASCII.
+    let ascii: String = d.reason.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect();
+    let why = match ascii.len() > 300 {
+        true => format!("{}...", &ascii[..300]),
+        false => ascii,
+    };
     match d.action {
         Action::Tempfail => Reply::new(451, "7.1", format!("Message not scanned, try again later: {why}")),
         _ => Reply::new(550, "7.1", format!("Message rejected: {why}")),

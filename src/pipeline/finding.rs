@@ -58,13 +58,9 @@ impl Symbol {
     pub fn sanitize(&mut self) {
         const MAX: usize = 500;
         if self.reason.chars().any(char::is_control) || self.reason.len() > MAX {
-            let mut r: String = self.reason.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
-            if r.len() > MAX {
-                let cut = (0..=MAX).rev().find(|&i| r.is_char_boundary(i)).unwrap_or(0);
-                r.truncate(cut);
-                r.push_str("...");
-            }
-            self.reason = r;
+            let r: String = self.reason.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            let cut = super::message::head(&r, MAX);
+            self.reason = if cut.len() < r.len() { format!("{cut}...") } else { r };
         }
         if !self.name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
             self.name = self

@@ -47,6 +47,22 @@ pub struct Facts {
     pub recipients: Vec<String>,
 }
 
+#[cfg(test)]
+impl Facts {
+    /// A session from 192.0.2.1 (`client.test`) with this envelope sender,
+    /// to b@example.test.
+    pub fn test(sender: &str) -> Facts {
+        Facts {
+            queue_id: "Q".into(),
+            client_ip: "192.0.2.1".into(),
+            helo: "client.test".into(),
+            tls: false,
+            sender: Some(sender.into()),
+            recipients: vec!["b@example.test".into()],
+        }
+    }
+}
+
 /// A stage's view of one message.
 pub struct Input<'a> {
     pub facts: &'a Facts,
@@ -136,7 +152,6 @@ impl Pipeline {
                 Err(e) => symbols.push(error_symbol(slot, &e, &facts.queue_id)),
             }
         }
-        symbols.iter_mut().for_each(Symbol::sanitize);
         let d = self.policy.decide(symbols, auth_results);
         tracing::info!(queue_id = %facts.queue_id, action = d.action.as_str(), score = d.score,
             symbols = %d.symbol_list(), reason = %d.reason, "scanned");

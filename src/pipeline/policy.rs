@@ -105,6 +105,7 @@ impl PolicyConfig {
     /// Applies the per-symbol overrides, then the thresholds.
     pub fn decide(&self, mut symbols: Vec<Symbol>, auth_results: Vec<String>) -> Decision {
         for s in &mut symbols {
+            s.sanitize();
             if let Some(rule) = self.symbols.get(&s.name) {
                 s.score = rule.score.unwrap_or(s.score);
                 s.action = rule.action.or(s.action);
@@ -226,14 +227,7 @@ mod tests {
             allow_senders: vec!["partner.test".into()],
             ..Default::default()
         };
-        let facts = |ip: &str, from: &str| Facts {
-            queue_id: "Q".into(),
-            client_ip: ip.into(),
-            helo: "h".into(),
-            tls: false,
-            sender: Some(from.into()),
-            recipients: vec![],
-        };
+        let facts = |ip: &str, from: &str| Facts { client_ip: ip.into(), ..Facts::test(from) };
         let names = |f| p.list_symbols(&f).into_iter().map(|s| s.name).collect::<Vec<_>>();
         assert_eq!(names(facts("192.0.2.9", "a@x.test")), ["BLOCKLIST_IP"]);
         assert_eq!(names(facts("198.51.100.1", "a@partner.test")), ["ALLOWLIST_SENDER"]);

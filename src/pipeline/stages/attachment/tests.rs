@@ -236,14 +236,7 @@ fn bad_limits_are_refused() {
 }
 
 fn facts() -> Facts {
-    Facts {
-        queue_id: "q1".into(),
-        client_ip: "192.0.2.1".into(),
-        helo: "client.test".into(),
-        tls: false,
-        sender: Some("a@sender.test".into()),
-        recipients: vec!["b@example.test".into()],
-    }
+    Facts::test("a@sender.test")
 }
 
 async fn check(raw: &str) -> Vec<Symbol> {

@@ -45,7 +45,7 @@ pub fn check(msg: &Message<'_>, cfg: &HeuristicsConfig, out: &mut Findings) {
     }
     let mut total = Report::default();
     for (_, doc) in texts.iter().filter(|t| t.0) {
-        let r = scan(prefix(doc, cfg.max_html_bytes));
+        let r = scan(crate::pipeline::message::head(doc, cfg.max_html_bytes));
         total.hidden_chars += r.hidden_chars;
         for e in r.executable {
             if !total.executable.contains(&e) {
@@ -61,15 +61,6 @@ pub fn check(msg: &Message<'_>, cfg: &HeuristicsConfig, out: &mut Findings) {
         let why = format!("HTML contains {}", total.executable.join(", "));
         out.push(Symbol::new("HEUR_HTML_EXECUTABLE", 2.5, why));
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn prefix(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 fn scan(doc: &str) -> Report {
@@ -249,6 +240,6 @@ mod tests {
         let deep = "<div>".repeat(100_000) + "text";
         assert_eq!(scan(&deep).hidden_chars, 0);
         let _ = scan("<div style='display:none'<<<<>>>\u{0}<a href=\"");
-        assert_eq!(prefix("aé", 2), "a");
+        assert_eq!(crate::pipeline::message::head("aé", 2), "a");
     }
 }

@@ -4,14 +4,7 @@ use super::*;
 use crate::pipeline::{Facts, message};
 
 fn scan(sender: &str, raw: &str) -> Vec<String> {
-    let facts = Facts {
-        queue_id: "Q".into(),
-        client_ip: "192.0.2.1".into(),
-        helo: "h".into(),
-        tls: false,
-        sender: Some(sender.into()),
-        recipients: vec!["b@example.test".into()],
-    };
+    let facts = Facts::test(sender);
     let parsed = message::parse(raw.as_bytes());
     let input = Input { facts: &facts, raw: raw.as_bytes(), message: parsed.as_ref() };
     let stage = Heuristics::new(&HeuristicsConfig { max_to_recipients: 3, ..Default::default() }).unwrap();

@@ -13,14 +13,7 @@ fn stage() -> Phishing {
 }
 
 fn scan(sender: &str, raw: &str) -> Vec<(String, f64)> {
-    let facts = Facts {
-        queue_id: "Q".into(),
-        client_ip: "192.0.2.1".into(),
-        helo: "h".into(),
-        tls: false,
-        sender: Some(sender.into()),
-        recipients: vec!["b@example.test".into()],
-    };
+    let facts = Facts::test(sender);
     let parsed = message::parse(raw.as_bytes());
     let input = Input { facts: &facts, raw: raw.as_bytes(), message: parsed.as_ref() };
     stage().scan(&input).symbols.into_iter().map(|s| (s.name, s.score)).collect()
@@ -94,14 +87,7 @@ fn hostile_input_does_not_panic() {
         "<a href=\"https://evil.test\r\nX: y/\">www.bank.test</a>",
     );
     let parsed = message::parse(crlf.as_bytes());
-    let facts = Facts {
-        queue_id: "Q".into(),
-        client_ip: "".into(),
-        helo: "".into(),
-        tls: false,
-        sender: None,
-        recipients: vec![],
-    };
+    let facts = Facts { sender: None, ..Facts::test("") };
     let found = s.scan(&Input { facts: &facts, raw: crlf.as_bytes(), message: parsed.as_ref() });
     assert_eq!(found.symbols.len(), 1);
     assert!(found.symbols.iter().all(|s| !s.reason.contains(['\r', '\n'])), "{found:?}");
