@@ -86,11 +86,6 @@ impl Findings {
     pub fn push(&mut self, s: Symbol) {
         self.symbols.push(s);
     }
-
-    pub fn extend(&mut self, other: Findings) {
-        self.symbols.extend(other.symbols);
-        self.auth_results.extend(other.auth_results);
-    }
 }
 
 impl From<Vec<Symbol>> for Findings {

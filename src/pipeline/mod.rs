@@ -100,13 +100,6 @@ pub struct Pipeline {
     policy: PolicyConfig,
 }
 
-impl Default for Pipeline {
-    /// No stages and the default policy.
-    fn default() -> Self {
-        Pipeline { slots: Vec::new(), limits: Default::default(), policy: Default::default() }
-    }
-}
-
 impl Pipeline {
     pub fn new(stages: Vec<Arc<dyn Stage>>, scan: &ScanConfig, policy: PolicyConfig) -> Pipeline {
         let slots = stages
