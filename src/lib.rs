@@ -35,6 +35,7 @@ pub mod dns;
 pub mod inbound;
 pub mod io;
 pub mod pipeline;
+pub mod quarantine;
 pub mod queue;
 pub mod server;
 pub mod smtp;

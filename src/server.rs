@@ -6,6 +6,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::inbound::{self, Shared};
 use crate::pipeline::Pipeline;
+use crate::quarantine::Quarantine;
 use crate::queue::Queue;
 use crate::queue::verify::Verifier;
 use crate::store::{EmbeddedStore, Store};
@@ -36,6 +37,9 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let queue = Queue::start(cfg.clone(), store.clone(), dns).await.map_err(|e| format!("loading the queue: {e}"))?;
     let tls = crate::tls::server_config(&cfg)?;
     let pipeline = Arc::new(Pipeline::from_config(&cfg)?);
+    let quarantine = Quarantine::start(store.clone(), queue.clone(), pipeline.allowed().clone())
+        .await
+        .map_err(|e| format!("loading the quarantine: {e}"))?;
     let smtp = TcpListener::bind(cfg.smtp.listen).await.map_err(|e| format!("smtp.listen {}: {e}", cfg.smtp.listen))?;
     let admin =
         TcpListener::bind(cfg.admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
@@ -48,12 +52,21 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         tls,
         verifier: Verifier::default(),
         pipeline: pipeline.clone(),
+        quarantine: quarantine.clone(),
         shutdown: stop_rx.clone(),
     });
     let (done_tx, sessions_done) = mpsc::channel(1);
     tokio::spawn(inbound::listen(smtp, shared, done_tx));
-    let admin_state =
-        Arc::new(AdminState { queue: queue.clone(), pipeline, token: cfg.admin.token.clone(), shutdown: stop_rx });
+    let q = &cfg.quarantine;
+    quarantine.spawn_sweep(q.sweep_interval, q.sweep_budget, stop_rx.clone());
+    let admin_state = Arc::new(AdminState {
+        queue: queue.clone(),
+        pipeline,
+        quarantine,
+        cfg: cfg.clone(),
+        token: cfg.admin.token.clone(),
+        shutdown: stop_rx,
+    });
     tokio::spawn(admin::serve(admin, admin_state));
     tracing::info!(smtp = %smtp_addr, admin = %admin_addr, hostname = %cfg.smtp.hostname, "mxgate started");
     Ok(Running { smtp_addr, admin_addr, stop, sessions_done, queue, store, grace: cfg.smtp.shutdown_grace })

@@ -2,6 +2,7 @@
 //! `/api/v1` that `mxgate queue` uses. With `[admin] token` set, the API
 //! needs `Authorization: Bearer <token>`; health endpoints never do.
 
+pub mod quarantine;
 mod queue;
 
 use crate::queue::Queue;
@@ -18,12 +19,15 @@ use tokio::sync::watch;
 pub struct AdminState {
     pub queue: Queue,
     pub pipeline: Arc<crate::pipeline::Pipeline>,
+    pub quarantine: crate::quarantine::Quarantine,
+    pub cfg: Arc<crate::config::Config>,
     pub token: Option<String>,
     pub shutdown: watch::Receiver<bool>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let api = queue::routes()
+        .merge(quarantine::routes())
         .route("/pipeline/stages", get(stage_times))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()

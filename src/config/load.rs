@@ -136,6 +136,23 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     if !c.admin.listen.ip().is_loopback() && c.admin.token.as_deref().unwrap_or("").is_empty() {
         return Err(("admin.token", "required when admin.listen is not a loopback address".into()));
     }
+    let q = &c.quarantine;
+    if q.retention.is_zero() || q.sweep_interval.is_zero() || q.digest.interval.is_zero() || q.digest.link_ttl.is_zero()
+    {
+        return Err((
+            "quarantine",
+            "retention, sweep_interval, digest.interval and digest.link_ttl must be > 0".into(),
+        ));
+    }
+    positive("quarantine.sweep_budget", q.sweep_budget)?;
+    if let Some(base) = &q.digest.link_base
+        && !(base.starts_with("http://") || base.starts_with("https://"))
+    {
+        return Err(("quarantine.digest.link_base", format!("`{base}` must start with http:// or https://")));
+    }
+    if c.admin.password.as_deref().is_some_and(|p| p.len() < 8) {
+        return Err(("admin.password", "must be at least 8 characters".into()));
+    }
     c.scan.validate()?;
     c.policy.validate()?;
     // Each stage checks its own settings when it is built.

@@ -34,6 +34,8 @@ pub struct Config {
     pub scan: crate::pipeline::ScanConfig,
     #[serde(default)]
     pub policy: crate::pipeline::PolicyConfig,
+    #[serde(default)]
+    pub quarantine: Quarantine,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,13 +212,84 @@ pub struct Admin {
     /// HTTP listener for health and the queue API used by the CLI.
     pub listen: SocketAddr,
     /// Bearer token the API requires; without one, the admin listener must be
-    /// on a loopback address.
+    /// on a loopback address. Also accepted as a web console login.
     pub token: Option<String>,
+    /// Web console password for the user `admin` (besides the token).
+    pub password: Option<String>,
+    /// How long a web console login lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
 }
 
 impl Default for Admin {
     fn default() -> Self {
-        Admin { listen: "127.0.0.1:8025".parse().unwrap(), token: None }
+        Admin {
+            listen: "127.0.0.1:8025".parse().unwrap(),
+            token: None,
+            password: None,
+            session_ttl: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quarantine {
+    /// How long a quarantined message is kept; then the expiry sweep drops
+    /// its body and marks its record `expired`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often the expiry sweep runs.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Most records one sweep handles; the next run continues.
+    pub sweep_budget: usize,
+    pub digest: Digest,
+}
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Quarantine {
+            retention: Duration::from_secs(30 * 86400),
+            sweep_interval: Duration::from_secs(600),
+            sweep_budget: 10_000,
+            digest: Digest::default(),
+        }
+    }
+}
+
+/// Per-recipient quarantine digests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Digest {
+    pub enabled: bool,
+    /// Time between digests; each lists what was held since the last one.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Base URL of the admin listener as recipients reach it (through a
+    /// reverse proxy, usually); links are `<link_base>/digest/...`.
+    /// Default: `http://<admin.listen>`.
+    pub link_base: Option<String>,
+    /// How long a digest's links work.
+    #[serde(with = "humantime_serde")]
+    pub link_ttl: Duration,
+    /// Sender of digests; default `quarantine@<smtp.hostname>`.
+    pub from: Option<String>,
+    /// Key that signs the links (HMAC-SHA256); default: a random key kept in
+    /// the store, so links survive restarts.
+    pub secret: Option<String>,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest {
+            enabled: true,
+            interval: Duration::from_secs(86400),
+            link_base: None,
+            link_ttl: Duration::from_secs(7 * 86400),
+            from: None,
+            secret: None,
+        }
     }
 }
 

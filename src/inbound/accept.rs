@@ -5,11 +5,12 @@ use super::received::Trace;
 use super::session::{Envelope, Session};
 use crate::config::Smtp;
 use crate::pipeline::{Action, Decision, Facts};
+use crate::quarantine::record::Arrival;
 use crate::queue::new_id;
 use crate::smtp::Reply;
 use crate::smtp::data::DataError;
 use crate::smtp::reply::replies;
-use crate::store::{EntryState, QueueEntry, RcptStatus, Recipient};
+use crate::store::{EntryState, QRecord, QueueEntry, RcptStatus, Recipient};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The reply for content that broke a rule.
@@ -67,17 +68,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             recipients: env.rcpts.iter().map(|r| r.to_string()).collect(),
         };
         let decision = self.shared.pipeline.run(&facts, &body).await;
-        let state = match decision.action {
-            Action::Reject | Action::Tempfail => {
-                self.stats.rejected += 1;
-                return verdict_reply(&decision);
-            }
-            Action::Quarantine => EntryState::Held,
-            Action::Deliver | Action::Tag => EntryState::Queued,
-        };
+        if matches!(decision.action, Action::Reject | Action::Tempfail) {
+            self.stats.rejected += 1;
+            return verdict_reply(&decision);
+        }
         let policy = self.shared.pipeline.policy();
         let body = crate::pipeline::headers::rewrite(&body, &cfg.smtp.hostname, &decision, &policy.subject_prefix);
         let now = crate::time::now();
+        if let Some(r) = storage_check(&self.shared, body.len() as u64) {
+            return r;
+        }
+        if decision.action == Action::Quarantine {
+            let arrival = Arrival {
+                received_at: now,
+                smtputf8: env.params.smtputf8,
+                eight_bit: env.params.eight_bit,
+                retention: cfg.quarantine.retention.as_secs(),
+            };
+            let rec = crate::quarantine::record::build(&facts, &decision, &body, &arrival);
+            return self.hold(rec, body).await;
+        }
         let entry = QueueEntry {
             id: id.clone(),
             received_at: now,
@@ -94,15 +104,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             smtputf8: env.params.smtputf8,
             eight_bit: env.params.eight_bit,
             is_bounce: false,
-            state,
+            state: EntryState::Queued,
             attempts: 0,
             next_attempt: now,
             last_error: None,
             verdict: Some(decision),
         };
-        if let Some(r) = storage_check(&self.shared, body.len() as u64) {
-            return r;
-        }
         let message_id = message_id(&body);
         log_queued(&entry, message_id.as_deref());
         // The 250 is given only after the store says the message is durable.
@@ -110,8 +117,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             tracing::error!(queue_id = %id, error = %e, "could not store message; answering 451");
             return replies::storage_failure();
         }
-        if state == EntryState::Queued {
-            self.shared.queue.submit(id.clone());
+        self.shared.queue.submit(id.clone());
+        self.stats.accepted += 1;
+        Reply::new(250, "0.0", format!("Ok: queued as {id}"))
+    }
+
+    /// A quarantine verdict: the message and its record are durable in the
+    /// quarantine before the 250; it is not queued until released.
+    async fn hold(&mut self, rec: QRecord, body: Vec<u8>) -> Reply {
+        let id = rec.id.clone();
+        tracing::info!(queue_id = %id, client = %rec.client_ip, from = rec.sender.as_deref().unwrap_or("<>"),
+            rcpts = rec.recipients.len(), size = rec.size, message_id = %rec.message_id, reason = %rec.reason,
+            "message accepted into the quarantine");
+        if let Err(e) = self.shared.quarantine.hold(rec, body).await {
+            tracing::error!(queue_id = %id, error = %e, "could not store message; answering 451");
+            return replies::storage_failure();
         }
         self.stats.accepted += 1;
         Reply::new(250, "0.0", format!("Ok: queued as {id}"))
@@ -147,7 +167,6 @@ fn log_queued(e: &QueueEntry, message_id: Option<&str>) {
         size = e.size,
         tls = e.tls,
         message_id = message_id.unwrap_or(""),
-        held = e.state == EntryState::Held,
         "message accepted"
     );
 }

@@ -31,6 +31,7 @@ pub struct Shared {
     pub tls: Arc<rustls::ServerConfig>,
     pub verifier: Verifier,
     pub pipeline: Arc<Pipeline>,
+    pub quarantine: crate::quarantine::Quarantine,
     pub shutdown: watch::Receiver<bool>,
 }
 

@@ -15,6 +15,7 @@
 //! view is derived from the bytes) and its output is `Findings`, so the same
 //! stage can run in another process.
 
+pub mod allow;
 pub mod config;
 pub mod finding;
 pub mod headers;
@@ -98,6 +99,8 @@ pub struct Pipeline {
     slots: Vec<Slot>,
     limits: message::Limits,
     policy: PolicyConfig,
+    /// Senders allowed from the quarantine.
+    allowed: Arc<allow::AllowSet>,
 }
 
 impl Pipeline {
@@ -109,7 +112,7 @@ impl Pipeline {
                 Slot { stage, timeout, on_error, nanos: AtomicU64::new(0), runs: AtomicU64::new(0) }
             })
             .collect();
-        Pipeline { slots, limits: scan.limits.clone(), policy }
+        Pipeline { slots, limits: scan.limits.clone(), policy, allowed: Arc::default() }
     }
 
     /// Builds the configured built-in stages.
@@ -121,9 +124,24 @@ impl Pipeline {
         &self.policy
     }
 
+    /// The quarantine's allow list, which the quarantine keeps up to date.
+    pub fn allowed(&self) -> &Arc<allow::AllowSet> {
+        &self.allowed
+    }
+
     /// Scans one message and decides what happens to it.
     pub async fn run(&self, facts: &Facts, raw: &[u8]) -> Decision {
         let mut symbols = self.policy.list_symbols(facts);
+        if let Some(sender) = facts.sender.as_deref()
+            && self.allowed.allows(sender, &facts.recipients)
+        {
+            // Trusted like the configured allow list: only with SPF_PASS.
+            symbols.push(Symbol::new(
+                "ALLOWLIST_SENDER",
+                0.0,
+                format!("sender {sender} was allowed from the quarantine"),
+            ));
+        }
         if symbols.iter().any(|s| s.action == Some(Action::Reject)) {
             return self.policy.decide(symbols, Vec::new());
         }

@@ -4,9 +4,11 @@
 
 pub mod conformance;
 mod embedded;
+pub mod quarantine;
 mod segment;
 
 pub use embedded::EmbeddedStore;
+pub use quarantine::{Actor, AllowEntry, AuditEntry, Changed, QFilter, QPage, QRecord, QResults, QStatus};
 
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -26,7 +28,13 @@ pub enum StoreError {
     Corrupt(String, String),
     #[error("store is closed")]
     Closed,
+    #[error("{0}")]
+    Refused(String),
 }
+
+/// Builds the queue entry and the header block to put in front of the
+/// stored bytes when a quarantined message is released.
+pub type ReleaseFn = Box<dyn FnOnce(&QRecord) -> (QueueEntry, Vec<u8>) + Send>;
 
 /// Where a recipient stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +110,49 @@ pub trait Store: Send + Sync + 'static {
     fn update(&self, entry: QueueEntry) -> BoxFut<'_, Result<(), StoreError>>;
     /// Removes a message whose delivery is finished or which was deleted.
     fn remove(&self, id: &str) -> BoxFut<'_, Result<(), StoreError>>;
+    /// Stores a quarantined message and its record (status `held`); durable
+    /// when this returns Ok, so the 250 that follows is safe.
+    fn quarantine(&self, rec: QRecord, body: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>>;
+    fn q_get(&self, id: &str) -> BoxFut<'_, Result<Option<QRecord>, StoreError>>;
+    /// The quarantined bytes; `NotFound` once deleted or expired.
+    fn q_body(&self, id: &str) -> BoxFut<'_, Result<Vec<u8>, StoreError>>;
+    /// One page of records matching `filter`, newest first unless asked.
+    fn q_search(&self, filter: QFilter, page: QPage) -> BoxFut<'_, Result<QResults, StoreError>>;
+    /// Moves a record to `to` when the status lattice allows it, in one
+    /// durable commit with `audit`; `deleted` and `expired` drop the body.
+    /// `Ok(None)` when there is no such record.
+    fn q_change(
+        &self,
+        id: &str,
+        to: QStatus,
+        actor: Actor,
+        audit: AuditEntry,
+    ) -> BoxFut<'_, Result<Option<Changed>, StoreError>>;
+    /// Exactly-once release: when the record is `held`, marks it
+    /// `released` and queues the message (under the same id, `make`'s
+    /// header block in front) in one atomic, durable commit. A second
+    /// release, concurrent or later, gets `Changed::Refused`.
+    fn q_release(
+        &self,
+        id: &str,
+        actor: Actor,
+        audit: AuditEntry,
+        make: ReleaseFn,
+    ) -> BoxFut<'_, Result<Option<Changed>, StoreError>>;
+    /// Records whose retention ended by `now`, oldest first, at most `budget`:
+    /// `held` ones become `expired`; every one loses its body. Returns how
+    /// many it did; run again to continue (the work is bounded per call).
+    fn q_expire(&self, now: u64, budget: usize) -> BoxFut<'_, Result<usize, StoreError>>;
+    /// Appends to the audit log (durable).
+    fn audit(&self, entry: AuditEntry) -> BoxFut<'_, Result<(), StoreError>>;
+    /// The newest `limit` audit entries, newest first.
+    fn audit_list(&self, limit: usize) -> BoxFut<'_, Result<Vec<AuditEntry>, StoreError>>;
+    /// Adds (or with `remove`, deletes) a quarantine allow-list entry.
+    fn allow_set(&self, entry: AllowEntry, remove: bool, audit: AuditEntry) -> BoxFut<'_, Result<(), StoreError>>;
+    fn allow_list(&self) -> BoxFut<'_, Result<Vec<AllowEntry>, StoreError>>;
+    /// Small named values that must survive restarts (digest state, keys).
+    fn meta_get(&self, key: &str) -> BoxFut<'_, Result<Option<Vec<u8>>, StoreError>>;
+    fn meta_put(&self, key: &str, value: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>>;
     /// Free octets where this store writes, when it can tell.
     fn free_space(&self) -> Option<u64> {
         None

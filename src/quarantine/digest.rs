@@ -1,0 +1,1 @@
+//! Per-recipient digests (being written).
