@@ -29,6 +29,10 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Cmd::Quarantine { action, target } => match rt.block_on(mxgate::cli::quarantine(action, target)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
     }
 }
 

@@ -1,71 +1,17 @@
 //! The `attachment` stage end to end: messages with built attachments go
-//! in over SMTP; harmful ones are held in the queue with their verdict,
+//! in over SMTP; harmful ones are held in the quarantine with their verdict,
 //! clean ones are delivered with the X-Mxgate headers.
 
 mod common;
 
-use common::{Behaviour, Downstream, Gateway, queue_id, queue_show};
+use common::mime::{base64, tiny_pe, with_attachment, zip, zip_with};
+use common::{Behaviour, Downstream, Gateway, quarantine_show, queue_id, queue_show};
 use serde_json::Value;
 use std::io::{Cursor, Write};
 use zip::write::SimpleFileOptions;
 use zip::{AesMode, CompressionMethod, ZipWriter};
 
 const SCAN: &str = "@rest\n[scan]\nstages = [\"attachment\"]\n";
-
-/// Base64 (RFC 2045 §6.8) in lines of 76 characters, CRLF-terminated.
-fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut flat = String::with_capacity(data.len() / 3 * 4 + 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | ((b as u32) << (16 - 8 * i)));
-        for i in 0..4 {
-            let c = if i <= chunk.len() { ABC[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' };
-            flat.push(c);
-        }
-    }
-    let mut out = String::with_capacity(flat.len() + flat.len() / 38);
-    for line in flat.as_bytes().chunks(76) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push_str("\r\n");
-    }
-    out
-}
-
-/// A multipart/mixed message: a short text, then one base64 attachment.
-fn with_attachment(subject: &str, filename: &str, ctype: &str, data: &[u8]) -> String {
-    format!(
-        "From: <a@sender.test>\r\nTo: <b@example.test>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@sender.test>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\n\
-         --=_b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease see the attached file.\r\n\
-         --=_b\r\nContent-Type: {ctype}; name=\"{filename}\"\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}--=_b--\r\n",
-        base64(data)
-    )
-}
-
-fn zip_with(entries: &[(&str, &[u8])], opts: SimpleFileOptions) -> Vec<u8> {
-    let mut w = ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, data) in entries {
-        w.start_file(*name, opts).unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
-fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    zip_with(entries, SimpleFileOptions::default().compression_method(CompressionMethod::Deflated))
-}
-
-/// The smallest bytes that pass for a Windows program: `MZ`, the offset of
-/// the PE header at 0x3C, then `PE\0\0` and an i386 machine type.
-fn tiny_pe() -> Vec<u8> {
-    let mut b = vec![0u8; 0x80];
-    b[..2].copy_from_slice(b"MZ");
-    b[0x3C] = 0x40;
-    b[0x40..0x44].copy_from_slice(b"PE\0\0");
-    b[0x44..0x46].copy_from_slice(&[0x4C, 0x01]);
-    b
-}
 
 /// An OLE compound file with the given storages and streams.
 fn ole(storages: &[&str], streams: &[&str]) -> Vec<u8> {
@@ -90,12 +36,15 @@ async fn send(extra: &str, content: &str) -> (Downstream, Gateway, String) {
     (down, gw, reply)
 }
 
-/// Asserts the message was accepted and held, and returns its verdict.
+/// Asserts the message was accepted and quarantined (and not queued), and
+/// returns its record, which carries the verdict's symbols.
 async fn held(gw: &Gateway, reply: &str) -> Value {
-    let entry = queue_show(gw.admin, &queue_id(reply)).await.expect("the message is in the queue");
-    assert_eq!(entry["state"], "held", "{entry:#}");
-    assert_eq!(entry["verdict"]["action"], "quarantine", "{entry:#}");
-    entry["verdict"].clone()
+    let id = queue_id(reply);
+    let rec = quarantine_show(gw.admin, &id).await.expect("the message is in the quarantine");
+    assert_eq!(rec["status"], "held", "{rec:#}");
+    assert_eq!(rec["action"], "quarantine", "{rec:#}");
+    assert!(queue_show(gw.admin, &id).await.is_none(), "a quarantined message must not be queued");
+    rec
 }
 
 fn names(verdict: &Value) -> Vec<String> {

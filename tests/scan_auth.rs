@@ -7,7 +7,7 @@
 mod common;
 
 use common::dns::DnsServer;
-use common::{Behaviour, Downstream, Gateway, queue_id, queue_show};
+use common::{Behaviour, Downstream, Gateway, quarantine_show, queue_id};
 use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
@@ -223,11 +223,10 @@ async fn dmarc_reject_quarantine_and_none_policies() {
     assert!(reply.starts_with("550 5.7.1 Message rejected: DMARC_POLICY_REJECT: rej.test fails DMARC"), "{reply}");
 
     let reply = send(&gw, "x@bounce.test", &message("ceo@quar.test", "quar", "Wire money.")).await;
-    let entry = queue_show(gw.admin, &queue_id(&reply)).await.expect("held message in the queue");
-    assert_eq!(entry["state"], "held");
-    assert_eq!(entry["verdict"]["action"], "quarantine");
-    let names: Vec<&str> =
-        entry["verdict"]["symbols"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    let entry = quarantine_show(gw.admin, &queue_id(&reply)).await.expect("held message in the quarantine");
+    assert_eq!(entry["status"], "held");
+    assert_eq!(entry["action"], "quarantine");
+    let names: Vec<&str> = entry["symbols"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
     assert!(names.contains(&"DMARC_POLICY_QUARANTINE") && names.contains(&"SPF_PASS"), "{names:?}");
 
     let reply = send(&gw, "x@bounce.test", &message("ceo@none.test", "none", "Wire money.")).await;

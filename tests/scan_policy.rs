@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Behaviour, Downstream, Gateway, queue_id, queue_show};
+use common::{Behaviour, Downstream, Gateway, quarantine_show, queue_id, queue_show};
 
 const FROM: &str = "alice@sender.test";
 const TO: &str = "bob@example.test";
@@ -108,16 +108,18 @@ async fn score_over_the_tag_threshold_prefixes_the_subject() {
 async fn score_thresholds_quarantine_and_reject() {
     let (down, gw) = gateway(&format!("{SCORED}[policy]\nquarantine_score = 5.0\n")).await;
     let reply = send(&gw, &with_parts(5)).await;
-    let entry = queue_show(gw.admin, &queue_id(&reply)).await.expect("held message in the queue");
-    assert_eq!(entry["state"], "held");
-    assert_eq!(entry["verdict"]["action"], "quarantine");
-    let why = entry["why"].as_str().unwrap();
+    let entry = quarantine_show(gw.admin, &queue_id(&reply)).await.expect("held message in the quarantine");
+    assert_eq!(entry["status"], "held");
+    assert_eq!(entry["action"], "quarantine");
+    let why = entry["reason"].as_str().unwrap();
     assert!(why.contains("spam score 6.0 reached the quarantine threshold 5.0"), "{why}");
-    // A retry does not release a quarantined message.
+    // A quarantined message is not in the delivery queue, so a queue retry
+    // cannot leak it.
     let id = queue_id(&reply);
     let (ok, _, err) = common::mxgate(&["queue", "retry", &id, "--url", &format!("http://{}", gw.admin)]).await;
-    assert!(!ok && err.contains("held by the scanning policy"), "{err}");
-    assert_eq!(queue_show(gw.admin, &id).await.unwrap()["state"], "held");
+    assert!(!ok && err.contains("no queued message"), "{err}");
+    assert!(queue_show(gw.admin, &id).await.is_none());
+    assert_eq!(quarantine_show(gw.admin, &id).await.unwrap()["status"], "held");
 
     let (_, gw2) = gateway(&format!("{SCORED}[policy]\nquarantine_score = 5.0\nreject_score = 6.0\n")).await;
     let reply = send(&gw2, &with_parts(5)).await;
@@ -140,8 +142,8 @@ async fn allow_listed_client_skips_scoring_but_not_content_limits() {
     // Without the override, the part limit keeps its quarantine action.
     let (_, gw2) = gateway(&format!("[scan]\nstages = []\n[scan.limits]\nmax_parts = 3\n{allow}")).await;
     let reply = send(&gw2, &with_parts(5)).await;
-    let entry = queue_show(gw2.admin, &queue_id(&reply)).await.unwrap();
-    assert_eq!(entry["state"], "held");
+    let entry = quarantine_show(gw2.admin, &queue_id(&reply)).await.unwrap();
+    assert_eq!(entry["status"], "held");
 }
 
 /// The envelope sender is only a claim: an allow-listed sender counts when
@@ -177,9 +179,9 @@ Content-Type: multipart/mixed; boundary=\"X\"\r\nContent-Type: text/plain\r\n\r\
         (two_types, "MIME_DUPLICATE_HEADER"),
     ] {
         let reply = send(&gw, content).await;
-        let entry = queue_show(gw.admin, &queue_id(&reply)).await.unwrap();
-        assert_eq!(entry["state"], "held", "{symbol}");
-        assert!(entry["why"].as_str().unwrap().contains(symbol), "{symbol}: {}", entry["why"]);
+        let entry = quarantine_show(gw.admin, &queue_id(&reply)).await.unwrap();
+        assert_eq!(entry["status"], "held", "{symbol}");
+        assert!(entry["reason"].as_str().unwrap().contains(symbol), "{symbol}: {}", entry["reason"]);
     }
 }
 
@@ -196,10 +198,10 @@ async fn messages_past_the_parser_limits_are_quarantined_not_passed() {
         ),
     ] {
         let reply = send(&gw, &content).await;
-        let entry = queue_show(gw.admin, &queue_id(&reply)).await.unwrap();
-        assert_eq!(entry["state"], "held", "{symbol}");
+        let entry = quarantine_show(gw.admin, &queue_id(&reply)).await.unwrap();
+        assert_eq!(entry["status"], "held", "{symbol}");
         let names: Vec<&str> =
-            entry["verdict"]["symbols"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+            entry["symbols"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
         assert!(names.contains(&symbol), "{symbol} not in {names:?}");
     }
     // Within the limits the same shapes pass.
@@ -249,9 +251,9 @@ async fn a_stage_that_times_out_follows_its_on_error_policy() {
 
     let (_, gw) = gateway(&format!("{base}on_error = \"quarantine\"\n")).await;
     let reply = send(&gw, &plain("quarantine", "")).await;
-    let entry = queue_show(gw.admin, &queue_id(&reply)).await.unwrap();
-    assert_eq!(entry["state"], "held");
-    assert!(entry["why"].as_str().unwrap().contains("DNSBL_ERROR"));
+    let entry = quarantine_show(gw.admin, &queue_id(&reply)).await.unwrap();
+    assert_eq!(entry["status"], "held");
+    assert!(entry["reason"].as_str().unwrap().contains("DNSBL_ERROR"));
 }
 
 #[tokio::test]

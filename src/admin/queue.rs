@@ -2,7 +2,7 @@
 //! explains in one sentence why a message is still in the queue.
 
 use super::{AdminState, error};
-use crate::store::{EntryState, QueueEntry, RcptStatus};
+use crate::store::{QueueEntry, RcptStatus};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -36,12 +36,6 @@ fn view(s: &AdminState, entry: QueueEntry) -> View {
 }
 
 pub fn explain(e: &QueueEntry, delivering: bool, now: u64) -> String {
-    if e.state == EntryState::Held {
-        return match &e.verdict {
-            Some(d) => format!("quarantined by the scanning policy: {}; not delivered until released", d.reason),
-            None => "held by a pipeline verdict; not delivered until released".into(),
-        };
-    }
     if delivering {
         return "a delivery attempt is running now".into();
     }
@@ -79,12 +73,11 @@ async fn show(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Respo
 
 async fn retry(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
     match s.queue.retry(&id).await {
-        Ok(Some(EntryState::Held)) => error(
-            StatusCode::CONFLICT,
-            &format!("message {id} is held by the scanning policy; a retry does not release it"),
+        Ok(true) => Json(serde_json::json!({ "id": id, "result": "scheduled for delivery now" })).into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no queued message {id} (a quarantined message is released with `mxgate quarantine release`)"),
         ),
-        Ok(Some(_)) => Json(serde_json::json!({ "id": id, "result": "scheduled for delivery now" })).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no queued message {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

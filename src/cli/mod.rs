@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check-config` and `queue ...`.
 
 mod http;
+mod quarantine;
 mod queue;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,100 @@ pub enum Cmd {
         action: QueueAction,
         #[command(flatten)]
         target: Target,
+    },
+    /// Search, show, release, delete and allow quarantined messages of a running gateway.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Search filters; every one given must match.
+#[derive(clap::Args, Default)]
+pub struct Search {
+    /// An envelope recipient, exactly.
+    #[arg(long)]
+    pub recipient: Option<String>,
+    /// The envelope sender, exactly (<> for the null sender).
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// A domain of the sender or of any recipient.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// A symbol name; NAME* matches a prefix (ATTACHMENT_*).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Text in the policy's reason.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Text in the Subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// held, released, expired, deleted or all (default: all).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// From: unix seconds, 2026-11-26, 2026-11-26T10:00:00Z or a duration ago (24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until (exclusive), like --since.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Page size, 1 to 500.
+    #[arg(long)]
+    pub limit: Option<String>,
+    /// The cursor printed under the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// newest (default) or oldest first.
+    #[arg(long)]
+    pub order: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum QuarantineAction {
+    /// Quarantined messages, newest first, with filters.
+    List {
+        #[command(flatten)]
+        search: Search,
+    },
+    /// One message: envelope, headers, reasons and a text preview.
+    Show {
+        id: String,
+        /// Print the raw message (RFC 5322) instead.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Deliver held messages to their original recipients (exactly once).
+    Release {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete held messages (the record stays, marked deleted).
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Allow each message's sender and release the message.
+    Allow {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Allow the sender for this recipient only (default: every recipient).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Release, delete or allow every message matching a search.
+    Bulk {
+        /// release, delete or allow
+        action: String,
+        #[command(flatten)]
+        search: Search,
+    },
+    /// The audit log: who did what, when (newest first).
+    Audit {
+        #[arg(long, default_value = "50")]
+        limit: usize,
     },
 }
 
@@ -63,4 +158,5 @@ pub enum QueueAction {
     Delete { id: String },
 }
 
+pub use quarantine::run as quarantine;
 pub use queue::run as queue;

@@ -32,7 +32,7 @@ pub async fn run(action: QueueAction, target: Target) -> Result<(), String> {
 }
 
 /// The admin URL and token: flags and environment over the config file.
-fn resolve(t: &Target) -> Result<(String, Option<String>), String> {
+pub fn resolve(t: &Target) -> Result<(String, Option<String>), String> {
     let cfg = match &t.config {
         Some(path) => Some(crate::config::load(path).map_err(|e| e.to_string())?),
         None => None,
@@ -46,7 +46,7 @@ fn resolve(t: &Target) -> Result<(String, Option<String>), String> {
     Ok((url, token))
 }
 
-fn s(v: &Value) -> String {
+pub fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -118,11 +118,11 @@ fn print_show(e: &Value) {
     }
 }
 
-fn date(v: &Value) -> String {
+pub fn date(v: &Value) -> String {
     v.as_u64().map_or("-".into(), crate::time::rfc5322)
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub fn truncate(s: &str, n: usize) -> String {
     match s.chars().count() > n {
         true => s.chars().take(n - 1).collect::<String>() + "…",
         false => s.to_string(),

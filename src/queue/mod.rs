@@ -105,19 +105,14 @@ impl Queue {
         self.inner.wake.notify_one();
     }
 
-    /// Makes a message due now. A quarantined (held) message is not
-    /// released by a retry: `Ok(Some(EntryState::Held))` says so.
-    /// `Ok(None)` when there is no such message.
-    pub async fn retry(&self, id: &str) -> Result<Option<EntryState>, StoreError> {
-        let Some(mut e) = self.inner.ctx.store.get(id).await? else { return Ok(None) };
-        if e.state == EntryState::Held {
-            return Ok(Some(EntryState::Held));
-        }
+    /// Makes a message due now; false when there is no such message.
+    pub async fn retry(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(mut e) = self.inner.ctx.store.get(id).await? else { return Ok(false) };
         e.next_attempt = crate::time::now();
         self.inner.ctx.store.update(e).await?;
         self.inner.timers.lock().unwrap().retain(|(_, i)| i != id);
         self.submit(id.to_string());
-        Ok(Some(EntryState::Queued))
+        Ok(true)
     }
 
     /// Removes a message without delivering it. False when there is none.

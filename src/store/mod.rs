@@ -57,10 +57,9 @@ pub struct Recipient {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryState {
-    /// Waiting for its next delivery attempt.
+    /// Waiting for its next delivery attempt. (Quarantined messages are not
+    /// in the queue: they live in the quarantine until released.)
     Queued,
-    /// Held by a pipeline verdict; not delivered until released.
-    Held,
 }
 
 /// A queued message's record: envelope, session facts and delivery state.

@@ -5,6 +5,8 @@
 pub mod client;
 pub mod dns;
 pub mod downstream;
+pub mod http;
+pub mod mime;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -124,6 +126,13 @@ pub async fn queue_show(admin: SocketAddr, id: &str) -> Option<serde_json::Value
     let url = format!("http://{admin}");
     let (ok, out, _) = mxgate(&["queue", "show", id, "--json", "--url", &url]).await;
     ok.then(|| serde_json::from_str(&out).expect("JSON from queue show"))
+}
+
+/// `mxgate quarantine show ID --json` against a gateway's admin listener.
+pub async fn quarantine_show(admin: SocketAddr, id: &str) -> Option<serde_json::Value> {
+    let url = format!("http://{admin}");
+    let (ok, out, _) = mxgate(&["quarantine", "show", id, "--json", "--url", &url]).await;
+    ok.then(|| serde_json::from_str(&out).expect("JSON from quarantine show"))
 }
 
 /// Polls an async condition until it holds, up to `secs` seconds.
