@@ -95,3 +95,35 @@ async fn kill_9_during_a_stream_of_messages() {
         assert!(delivered.contains(tag), "acknowledged message {tag} was lost");
     }
 }
+
+/// A quarantine verdict's 250 is as durable as a delivery's: kill -9 right
+/// after it, restart, and every held message is there, whole, and its
+/// release delivers it once.
+#[tokio::test]
+async fn kill_9_after_a_quarantine_250() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = Downstream::start(Behaviour::default()).await;
+    let extra = "@admin\ntoken = \"t0ken\"\n@rest\n[scan]\nstages = [\"attachment\"]\n";
+    let mut gw = Proc::start(dir.path(), down.addr, extra).await;
+    let mut ids = Vec::new();
+    let mut c = Client::connect(gw.smtp).await;
+    for i in 0..10 {
+        let reply = c.send_mail("a@sender.test", &["b@example.test"], &mime::zip_with_exe(&format!("held{i}"))).await;
+        ids.push(queue_id(&reply));
+    }
+    gw.kill9();
+    let gw = Proc::start(dir.path(), down.addr, extra).await;
+    for (i, id) in ids.iter().enumerate() {
+        let raw = http::call(gw.admin, "GET", &format!("/api/v1/quarantine/{id}/raw"), Some("t0ken"), None).await;
+        assert_eq!(raw.status, 200, "{id} lost: {}", raw.text());
+        assert!(raw.text().contains(&format!("Subject: held{i}\r\n")) && raw.text().ends_with("--=_b--\r\n"));
+    }
+    let list = http::call(gw.admin, "GET", "/api/v1/quarantine?status=held", Some("t0ken"), None).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 10, "the search index is rebuilt from the store");
+    let r = http::call(gw.admin, "POST", &format!("/api/v1/quarantine/{}/release", ids[3]), Some("t0ken"), None).await;
+    assert_eq!(r.status, 200);
+    assert!(down.wait_for(1, 10).await[0].text().contains("Subject: held3\r\n"));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(down.count(), 1);
+    drop(gw);
+}

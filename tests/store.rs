@@ -86,3 +86,32 @@ async fn a_record_torn_by_a_crash_is_dropped_on_open() {
     assert_eq!(store.body("whole").await.unwrap(), vec![b'w'; 500]);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn quarantine_records_statuses_and_the_search_index_survive_a_reopen() {
+    use mxgate::store::conformance::sample_record;
+    use mxgate::store::{Actor, AuditEntry, QFilter, QPage, QStatus};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for i in 0..3 {
+            store
+                .quarantine(sample_record(&format!("q{i}"), 100 + i), format!("body {i}\r\n").into_bytes())
+                .await
+                .unwrap();
+        }
+        let audit =
+            AuditEntry { at: 1, by: "t".into(), action: "delete".into(), id: "q1".into(), detail: String::new() };
+        store.q_change("q1", QStatus::Deleted, Actor { by: "t".into(), at: 1 }, audit).await.unwrap();
+        store.close().await.unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.q_body("q2").await.unwrap(), b"body 2\r\n");
+    let held = QFilter { status: Some(QStatus::Held), ..QFilter::default() };
+    let found: Vec<String> =
+        store.q_search(held, QPage::default()).await.unwrap().items.into_iter().map(|r| r.id).collect();
+    assert_eq!(found, ["q2", "q0"]);
+    assert_eq!(store.q_get("q1").await.unwrap().unwrap().status, QStatus::Deleted);
+    assert_eq!(store.audit_list(10).await.unwrap().len(), 1);
+    store.close().await.unwrap();
+}

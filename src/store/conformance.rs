@@ -1,6 +1,10 @@
 //! The behaviour every `Store` backend must show. Backends call `run` from
 //! their tests; a replicated backend runs the same checks.
 
+mod quarantine;
+
+pub use quarantine::sample_record;
+
 use super::{EntryState, QueueEntry, RcptStatus, Recipient, Store, StoreError};
 
 pub fn sample_entry(id: &str) -> QueueEntry {
@@ -32,6 +36,7 @@ pub async fn run(store: &dyn Store) {
     missing_ids(store).await;
     many_concurrent(store).await;
     remove_wins_over_a_concurrent_update(store).await;
+    quarantine::run(store).await;
 }
 
 /// A delete racing a delivery's status update: the message stays deleted.
@@ -96,7 +101,7 @@ async fn many_concurrent(store: &dyn Store) {
 }
 
 /// Polls every future at once, so the backend sees concurrent writers.
-async fn join_all<T>(futs: Vec<super::BoxFut<'_, T>>) -> Vec<T> {
+pub(crate) async fn join_all<T>(futs: Vec<super::BoxFut<'_, T>>) -> Vec<T> {
     use std::future::Future;
     use std::pin::Pin;
     use std::task::{Context, Poll};

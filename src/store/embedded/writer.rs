@@ -85,6 +85,17 @@ impl Writer {
             }
         }
         let commit = self.commit(&mut b);
+        // The search index learns of a change before its caller does, so a
+        // search that follows an answered write always sees it.
+        if commit.is_ok() {
+            let mut ix = self.index.write().unwrap();
+            for rec in &b.publish {
+                ix.put(rec);
+            }
+            for rec in &b.changed {
+                ix.changed(rec);
+            }
+        }
         for w in waiters {
             match w {
                 Waiter::Unit(done, r) => drop(done.send(settle(&commit, r))),
@@ -95,13 +106,6 @@ impl Writer {
             Ok(()) => {
                 self.spool.committed();
                 self.qspool.committed();
-                let mut ix = self.index.write().unwrap();
-                for rec in &b.publish {
-                    ix.put(rec);
-                }
-                for rec in &b.changed {
-                    ix.changed(rec);
-                }
             }
             Err(_) => self.undo(b),
         }
