@@ -140,29 +140,48 @@ fn open_queue_spool(t: &Trees, dir: &Path) -> Result<Spool, StoreError> {
     Ok(spool)
 }
 
-/// The quarantine spool and its search index, rebuilt from sled.
+/// The quarantine spool and its search index, rebuilt from sled in two
+/// streaming passes (a million records must not all sit in memory twice):
+/// one counts bodies per segment, one builds the index.
 fn open_quarantine(t: &Trees, dir: &Path) -> Result<(Spool, QIndex), StoreError> {
+    #[derive(Deserialize)]
+    struct LocOnly {
+        loc: Option<Location>,
+    }
     let mut live: HashMap<u64, usize> = HashMap::new();
-    let mut all = Vec::new();
     for kv in t.quarantine.iter() {
         let (_, v) = kv.map_err(index_err)?;
-        let s: QStored = serde_json::from_slice(&v).map_err(index_err)?;
-        if let Some(loc) = s.loc {
+        if let Some(loc) = serde_json::from_slice::<LocOnly>(&v).map_err(index_err)?.loc {
             *live.entry(loc.segment).or_default() += 1;
         }
-        all.push(s);
     }
     let (mut spool, newest) = Spool::open(dir, live)?;
-    let mut index = QIndex::default();
-    for s in all {
-        if let Some(loc) = s.loc.filter(|l| Some(l.segment) == newest)
-            && torn(&spool, &s.rec.id, loc)
-        {
-            t.quarantine.remove(s.rec.id.as_bytes()).map_err(index_err)?;
-            spool.forget(loc);
-            continue;
+    let mut torn_ids = Vec::new();
+    let mut failure = None;
+    let records = t.quarantine.iter().values().map_while(|v| {
+        let parsed = v.map_err(index_err).and_then(|v| serde_json::from_slice::<QStored>(&v).map_err(index_err));
+        match parsed {
+            Ok(s) => Some(s),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
         }
-        index.put(&s.rec);
+    });
+    let kept = records.filter_map(|s| match s.loc.filter(|l| Some(l.segment) == newest) {
+        Some(loc) if torn(&spool, &s.rec.id, loc) => {
+            torn_ids.push((s.rec.id, loc));
+            None
+        }
+        _ => Some(s.rec),
+    });
+    let index = QIndex::load(kept);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    for (id, loc) in torn_ids {
+        t.quarantine.remove(id.as_bytes()).map_err(index_err)?;
+        spool.forget(loc);
     }
     t.db.flush().map_err(index_err)?;
     Ok((spool, index))

@@ -78,6 +78,25 @@ impl QIndex {
     /// Adds or replaces the row for `rec`.
     pub fn put(&mut self, rec: &QRecord) {
         self.remove(&rec.id);
+        let row = self.row(rec);
+        let pos = self.rows.partition_point(|r| (r.at, &*r.id) < (row.at, &*row.id));
+        self.rows.insert(pos, row);
+    }
+
+    /// Builds the index from every stored record at once: rows are sorted
+    /// once at the end rather than inserted in order one by one.
+    pub fn load(recs: impl Iterator<Item = QRecord>) -> QIndex {
+        let mut ix = QIndex::default();
+        for rec in recs {
+            let row = ix.row(&rec);
+            ix.rows.push(row);
+        }
+        ix.rows.sort_unstable_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        ix
+    }
+
+    /// The compact row for `rec`, registered in the lookup maps.
+    fn row(&mut self, rec: &QRecord) -> Row {
         let sender = self.addrs.intern(rec.sender.as_deref().unwrap_or("<>"));
         let rcpts: Box<[u32]> = rec.recipients.iter().map(|r| self.addrs.intern(r)).collect();
         let mut domains: Vec<u32> = std::iter::once(rec.sender.as_deref().unwrap_or(""))
@@ -89,7 +108,11 @@ impl QIndex {
         domains.sort_unstable();
         domains.dedup();
         let symbols = rec.symbols.iter().map(|s| self.symbols.intern(&s.name)).collect();
-        let row = Row {
+        if rec.has_body {
+            self.expiring.insert((rec.expires_at, rec.received_at, rec.id.as_str().into()));
+        }
+        self.at.insert(rec.id.as_str().into(), rec.received_at);
+        Row {
             at: rec.received_at,
             expires: rec.expires_at,
             id: rec.id.as_str().into(),
@@ -100,13 +123,7 @@ impl QIndex {
             symbols,
             subject: cut(&rec.subject),
             reason: cut(&rec.reason),
-        };
-        if rec.has_body {
-            self.expiring.insert((rec.expires_at, rec.received_at, rec.id.as_str().into()));
         }
-        let pos = self.rows.partition_point(|r| (r.at, &*r.id) < (row.at, &*row.id));
-        self.at.insert(row.id.clone(), row.at);
-        self.rows.insert(pos, row);
     }
 
     fn position(&self, id: &str) -> Option<usize> {
