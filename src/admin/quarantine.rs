@@ -131,7 +131,9 @@ fn answer(id: &str, verb: &str, out: Result<Outcome, StoreError>) -> Response {
             Json(serde_json::json!({ "id": id, "result": verb, "record": view(rec) })).into_response()
         }
         Ok(Outcome::Refused(rec)) => {
-            error(StatusCode::CONFLICT, &format!("message {id} is {}; it cannot be {verb}", rec.status.as_str()))
+            let by = rec.changed.map(|c| format!(" by {} at {}", c.by, crate::time::rfc5322(c.at))).unwrap_or_default();
+            let status = rec.status.as_str();
+            error(StatusCode::CONFLICT, &format!("message {id} was already {status}{by}; it cannot be {verb} now"))
         }
         Ok(Outcome::NotFound) => not_found(id),
         Err(e) => internal(e),

@@ -148,9 +148,15 @@ fn enc(v: &str) -> String {
         .collect()
 }
 
+/// The symbols that counted: a score or an action of their own.
 fn names(e: &Value) -> String {
-    let n: Vec<String> = e["symbols"].as_array().into_iter().flatten().map(|x| s(&x["name"])).collect();
-    n.join(",")
+    let all: Vec<&Value> = e["symbols"].as_array().into_iter().flatten().collect();
+    let counted = |x: &&&Value| x["score"].as_f64().is_some_and(|v| v != 0.0) || !x["action"].is_null();
+    let shown: Vec<String> = all.iter().filter(counted).map(|x| s(&x["name"])).collect();
+    match shown.is_empty() {
+        true => all.iter().map(|x| s(&x["name"])).collect::<Vec<_>>().join(","),
+        false => shown.join(","),
+    }
 }
 
 fn print_list(v: &Value, next: Option<&str>) {
