@@ -13,8 +13,11 @@
 #      moved to free loopback ports by MXGATE_* variables; one message sent
 #      with smtplib over STARTTLS must reach the sink with a Received header
 #      naming the configured hostname
-#   6. docker stop: SIGTERM ends the gateway cleanly (exit status 0)
-#   7. packaging/docker-compose.yml comes up with its hardening and answers
+#   6. the quarantine contract (tests/docker/quarantine.py): a zip holding a
+#      program is held, listed with reasons, shown, released once (a second
+#      release is 409) and reaches the sink exactly once; bad token 401
+#   7. docker stop: SIGTERM ends the gateway cleanly (exit status 0)
+#   8. packaging/docker-compose.yml comes up with its hardening and answers
 #      on its published port (bound to a free 127.0.0.1 port)
 #
 # All traffic stays on loopback. Prints "docker proof: 1 passed, 0 failed" on
@@ -191,6 +194,7 @@ step "mxgate container on the host network"
 SMTP_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 [ "$SMTP_PORT" != "$ADMIN_PORT" ] || ADMIN_PORT=$(free_port)
+ADMIN_TOKEN="admin-$SUFFIX-$RANDOM"
 docker run -d --name "$C_FLOW" --network host \
     --cap-drop ALL --cap-add NET_BIND_SERVICE \
     -e MXGATE_SMTP__LISTEN="127.0.0.1:$SMTP_PORT" \
@@ -199,6 +203,7 @@ docker run -d --name "$C_FLOW" --network host \
     -e MXGATE_RELAY__DOWNSTREAM="127.0.0.1:$SINK_PORT" \
     -e MXGATE_RELAY__DOMAINS="example.test,proof.test" \
     -e MXGATE_RELAY__TLS=opportunistic \
+    -e MXGATE_ADMIN__TOKEN="$ADMIN_TOKEN" \
     "$IMAGE" >/dev/null || fail "cannot start the container"
 healthz() {
     python3 - "$ADMIN_PORT" <<'EOF'
@@ -224,6 +229,11 @@ python3 "$HERE/check_message.py" --dir "$TMP/sink" --token "$TOKEN" \
     --hostname "$HOSTNAME_IN_CONTAINER" --to "$RCPT" --queue-id "$QUEUE_ID" 2>"$TMP/check.log" ||
     fail "$(cat "$TMP/check.log")"
 sed 's/^/    /' "$TMP/check.log"
+
+step "quarantine: a zip holding a program is held, found, released once"
+python3 "$HERE/quarantine.py" --port "$SMTP_PORT" --admin "$ADMIN_PORT" --admin-token "$ADMIN_TOKEN" \
+    --sink-dir "$TMP/sink" >"$TMP/quarantine.log" 2>&1 || fail "$(cat "$TMP/quarantine.log")"
+sed 's/^/    /' "$TMP/quarantine.log"
 
 step "docker stop (SIGTERM)"
 s0=$(date +%s)
