@@ -231,7 +231,9 @@ impl Quarantine {
 fn queue_entry(rec: &QRecord, now: u64) -> QueueEntry {
     QueueEntry {
         id: rec.id.clone(),
-        received_at: rec.received_at,
+        // The queue's lifetime (queue.max_lifetime) starts at the release:
+        // a message held for a week must not bounce at its first deferral.
+        received_at: now,
         client_ip: rec.client_ip.clone(),
         helo: rec.helo.clone(),
         tls: rec.tls,

@@ -297,14 +297,18 @@ impl Writer {
         let seq = self.trees.db.generate_id().map_err(index_err)?;
         let audit = serde_json::to_vec(&audit).expect("audit entry serialises");
         let t = &self.trees;
-        (&t.queue, &t.quarantine, &t.audit)
+        let committed = (&t.queue, &t.quarantine, &t.audit)
             .transaction(|(q, qr, a)| {
                 q.insert(qid.as_bytes(), record.as_slice())?;
                 qr.insert(id.as_bytes(), encode(&new))?;
                 a.insert(&seq.to_be_bytes(), audit.as_slice())?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| StoreError::Index(format!("{e:?}")))?;
+            .map_err(|e| StoreError::Index(format!("{e:?}")));
+        if let Err(e) = committed {
+            self.spool.failed(&[loc]);
+            return Err(e);
+        }
         t.db.flush().map_err(index_err)?;
         self.index.write().unwrap().changed(&new.rec);
         Ok(Some(Changed::Done(new.rec)))
