@@ -1,1 +1,0 @@
-//! Per-recipient digests (being written).
