@@ -188,6 +188,17 @@ async fn the_api_refuses_bad_tokens_unknown_ids_and_bad_filters() {
     }
     let bad = call(gw.admin, "POST", "/api/v1/quarantine/bulk", Some(TOKEN), Some("{\"action\":\"explode\"}")).await;
     assert_eq!(bad.status, 400, "{}", bad.text());
+    let ids: Vec<String> = (0..10_001).map(|i| format!("\"{i}\"")).collect();
+    let body = format!("{{\"action\":\"release\",\"ids\":[{}]}}", ids.join(","));
+    let big = call(gw.admin, "POST", "/api/v1/quarantine/bulk", Some(TOKEN), Some(&body)).await;
+    assert_eq!((big.status, big.json()["error"].as_str()), (400, Some("at most 10000 ids per bulk request")));
+    // Even a path that is not UTF-8 gets a JSON error.
+    for path in ["/api/v1/quarantine/%FF", "/api/v1/queue/%FF/retry"] {
+        let r = call(gw.admin, "GET", path, Some(TOKEN), None).await;
+        let r = if r.status == 405 { call(gw.admin, "POST", path, Some(TOKEN), None).await } else { r };
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.json()["error"].as_str().is_some(), "{path}");
+    }
 }
 
 #[tokio::test]

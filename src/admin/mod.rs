@@ -2,6 +2,8 @@
 //! `/api/v1` that `mxgate queue` uses. With `[admin] token` set, the API
 //! needs `Authorization: Bearer <token>`; health endpoints never do.
 
+pub mod digest;
+pub mod extract;
 pub mod quarantine;
 mod queue;
 
@@ -28,12 +30,15 @@ pub struct AdminState {
 pub fn router(state: Arc<AdminState>) -> Router {
     let api = queue::routes()
         .merge(quarantine::routes())
+        .merge(digest::api_routes())
         .route("/pipeline/stages", get(stage_times))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .nest("/api/v1", api)
+        // Outside the token layer: a digest link's signature is its authority.
+        .merge(digest::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such endpoint"}))) })
         .with_state(state)
 }

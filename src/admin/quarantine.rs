@@ -10,7 +10,8 @@ use crate::store::{AllowEntry, QRecord, StoreError};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use super::extract::{Id, Params};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-type Params = Query<BTreeMap<String, String>>;
 
 pub fn routes() -> Router<Arc<AdminState>> {
     Router::new()
@@ -67,7 +67,7 @@ fn not_found(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("no quarantined message {id}"))
 }
 
-async fn list(State(s): State<Arc<AdminState>>, Query(params): Params) -> Response {
+async fn list(State(s): State<Arc<AdminState>>, Params(params): Params) -> Response {
     let (f, page) = match filter::parse(&params, crate::time::now()) {
         Ok(x) => x,
         Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
@@ -91,7 +91,7 @@ struct Shown {
     preview: Option<preview::Preview>,
 }
 
-async fn show(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+async fn show(State(s): State<Arc<AdminState>>, Id(id): Id) -> Response {
     let rec = match s.quarantine.get(&id).await {
         Ok(Some(r)) => r,
         Ok(None) => return not_found(&id),
@@ -108,7 +108,7 @@ async fn show(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Respo
     Json(Shown { view: view(rec), preview }).into_response()
 }
 
-async fn raw(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+async fn raw(State(s): State<Arc<AdminState>>, Id(id): Id) -> Response {
     match s.quarantine.raw(&id).await {
         Ok(bytes) => {
             let name =
@@ -140,20 +140,23 @@ fn answer(id: &str, verb: &str, out: Result<Outcome, StoreError>) -> Response {
     }
 }
 
-async fn release(State(s): State<Arc<AdminState>>, Path(id): Path<String>, h: HeaderMap) -> Response {
+async fn release(State(s): State<Arc<AdminState>>, Id(id): Id, h: HeaderMap) -> Response {
     answer(&id, "released", s.quarantine.release(&id, &actor(&h)).await)
 }
 
-async fn delete(State(s): State<Arc<AdminState>>, Path(id): Path<String>, h: HeaderMap) -> Response {
+async fn delete(State(s): State<Arc<AdminState>>, Id(id): Id, h: HeaderMap) -> Response {
     answer(&id, "deleted", s.quarantine.delete(&id, &actor(&h)).await)
 }
 
 /// Releases and allows the sender; `?scope=<recipient>` limits the
 /// allowance to that recipient (default: every recipient).
-async fn allow(State(s): State<Arc<AdminState>>, Path(id): Path<String>, h: HeaderMap, Query(p): Params) -> Response {
+async fn allow(State(s): State<Arc<AdminState>>, Id(id): Id, h: HeaderMap, Params(p): Params) -> Response {
     let scope = p.get("scope").map(String::as_str).filter(|x| !x.is_empty());
     answer(&id, "released", s.quarantine.allow(&id, &actor(&h), scope).await)
 }
+
+/// Most messages one bulk request acts on.
+const MAX_BULK: usize = 10_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,12 +186,13 @@ async fn bulk(
                 Ok((f, _)) => f,
                 Err(m) => return error(StatusCode::BAD_REQUEST, &m),
             };
-            match s.quarantine.ids(f, req.max.unwrap_or(10_000).min(10_000)).await {
+            match s.quarantine.ids(f, req.max.unwrap_or(MAX_BULK).min(MAX_BULK)).await {
                 Ok(ids) => ids,
                 Err(e) => return internal(e),
             }
         }
-        (None, false) => req.ids,
+        (None, false) if req.ids.len() <= MAX_BULK => req.ids,
+        (None, false) => return error(StatusCode::BAD_REQUEST, &format!("at most {MAX_BULK} ids per bulk request")),
         _ => return error(StatusCode::BAD_REQUEST, "give either `ids` or `filter`, not both and not neither"),
     };
     match s.quarantine.bulk(req.action, &ids, &actor(&h)).await {
@@ -197,7 +201,7 @@ async fn bulk(
     }
 }
 
-async fn audit(State(s): State<Arc<AdminState>>, Query(p): Params) -> Response {
+async fn audit(State(s): State<Arc<AdminState>>, Params(p): Params) -> Response {
     let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
         None => 100,
         Some(Ok(n)) if (1..=10_000).contains(&n) => n,
@@ -217,7 +221,7 @@ async fn allow_list(State(s): State<Arc<AdminState>>) -> Response {
 }
 
 /// `DELETE /api/v1/allowlist?sender=...&scope=...` (scope default `*`).
-async fn disallow(State(s): State<Arc<AdminState>>, h: HeaderMap, Query(p): Params) -> Response {
+async fn disallow(State(s): State<Arc<AdminState>>, h: HeaderMap, Params(p): Params) -> Response {
     let Some(sender) = p.get("sender").filter(|x| !x.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "`sender` is required");
     };

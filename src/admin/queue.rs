@@ -5,7 +5,8 @@ use super::{AdminState, error};
 use crate::store::{QueueEntry, RcptStatus};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use super::extract::Id;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,7 +64,7 @@ async fn list(State(s): State<Arc<AdminState>>) -> Response {
     }
 }
 
-async fn show(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+async fn show(State(s): State<Arc<AdminState>>, Id(id): Id) -> Response {
     match s.queue.ctx().store.get(&id).await {
         Ok(Some(e)) => Json(view(&s, e)).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("no queued message {id}")),
@@ -71,7 +72,7 @@ async fn show(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Respo
     }
 }
 
-async fn retry(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+async fn retry(State(s): State<Arc<AdminState>>, Id(id): Id) -> Response {
     match s.queue.retry(&id).await {
         Ok(true) => Json(serde_json::json!({ "id": id, "result": "scheduled for delivery now" })).into_response(),
         Ok(false) => error(
@@ -82,7 +83,7 @@ async fn retry(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Resp
     }
 }
 
-async fn delete(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+async fn delete(State(s): State<Arc<AdminState>>, Id(id): Id) -> Response {
     match s.queue.delete(&id).await {
         Ok(true) => Json(serde_json::json!({ "id": id, "result": "deleted" })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, &format!("no queued message {id}")),

@@ -162,6 +162,11 @@ impl Quarantine {
     pub async fn bulk(&self, action: BulkAction, ids: &[String], by: &str) -> Result<Bulk, StoreError> {
         let mut tally = Bulk::default();
         for id in ids {
+            // Unknown ids are answered from the index, without a write.
+            if self.store.q_get(id).await?.is_none() {
+                tally.not_found.push(id.clone());
+                continue;
+            }
             let out = match action {
                 BulkAction::Release => self.release(id, by).await?,
                 BulkAction::Delete => self.delete(id, by).await?,

@@ -93,7 +93,8 @@ pub struct QRecord {
 pub struct AuditEntry {
     /// Unix seconds.
     pub at: u64,
-    /// Who: `token`, `console:<login>`, `digest:<recipient>`, `system`.
+    /// Who: `api` or `api:<name>` (X-Mxgate-Actor), `console:<login>`,
+    /// `digest:<recipient>`, `system`.
     pub by: String,
     /// What: `release`, `delete`, `allow`, `expire`, `digest`, `login`...
     pub action: String,
