@@ -2,6 +2,7 @@
 //! `/api/v1` that `mxgate queue` uses. With `[admin] token` set, the API
 //! needs `Authorization: Bearer <token>`; health endpoints never do.
 
+mod console;
 pub mod digest;
 pub mod extract;
 pub mod quarantine;
@@ -12,7 +13,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,6 +40,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .nest("/api/v1", api)
         // Outside the token layer: a digest link's signature is its authority.
         .merge(digest::routes())
+        .merge(console::routes(state.clone()))
+        .route("/", get(|| async { Redirect::to("/console/") }))
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such endpoint"}))) })
         .with_state(state)
 }
@@ -49,6 +52,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     let graceful = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
+    // The peer address is for the console's login log.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
         tracing::error!(error = %e, "admin listener failed");
     }
