@@ -234,3 +234,19 @@ async fn bulk_allow_and_the_audit_log() {
     assert!(log.iter().any(|(act, _)| act == "disallow"));
     assert!(audit.as_array().unwrap().iter().all(|e| e["by"] == "api" && e["at"].as_u64().unwrap() > 0));
 }
+
+#[tokio::test]
+async fn without_a_token_web_pages_cannot_use_the_api() {
+    let down = Downstream::start(Behaviour::default()).await;
+    let gw = Gateway::start(down.addr, "[scan]\nstages = [\"attachment\"]\n").await;
+    let id = hold(&gw, "a@sender.test", &["b@example.test"], "csrf").await;
+    let path = format!("/api/v1/quarantine/{id}/release");
+    let h = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    for headers in [h("Origin", "http://evil.test"), h("Sec-Fetch-Site", "cross-site"), h("Host", "rebound.evil.test")]
+    {
+        let r = common::http::request(gw.admin, "POST", &path, &headers, b"").await;
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
+    }
+    assert_eq!(api(&gw, "GET", &format!("/api/v1/quarantine/{id}")).await.1["status"], "held");
+    assert_eq!(call(gw.admin, "POST", &path, None, None).await.status, 200, "the CLI's requests still work");
+}

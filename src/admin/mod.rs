@@ -78,8 +78,29 @@ async fn auth(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Res
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
+    } else if let Some(why) = browser_on_loopback(req.headers()) {
+        return error(StatusCode::FORBIDDEN, why);
     }
     next.run(req).await
+}
+
+/// Without a token, the API trusts whoever reaches the loopback listener;
+/// a web page in a browser on this machine reaches it too. Browsers mark
+/// their requests (Origin, Sec-Fetch-Site) and name the site's host, so a
+/// cross-site form, or a DNS name rebound to 127.0.0.1, is refused. (A
+/// bearer token is never sent by a browser on its own: with one, this
+/// check is not needed.)
+fn browser_on_loopback(h: &axum::http::HeaderMap) -> Option<&'static str> {
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
+    if get("origin").is_some() || get("sec-fetch-site").is_some_and(|v| v != "none") {
+        return Some("requests from web pages need admin.token");
+    }
+    let host = get("host").unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(n, p)| if p.parse::<u16>().is_ok() { n } else { host });
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let loopback =
+        name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!host.is_empty() && !loopback).then_some("without admin.token the API answers only to a loopback Host")
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -4,21 +4,20 @@
 //! filter or body, 404 for an unknown id, 409 when the status forbids the
 //! action (already released, deleted, expired).
 
+use super::extract::{Id, Params};
 use super::{AdminState, error};
 use crate::quarantine::{BulkAction, Outcome, filter, preview};
 use crate::store::{AllowEntry, QRecord, StoreError};
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
-use super::extract::{Id, Params};
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
 
 pub fn routes() -> Router<Arc<AdminState>> {
     Router::new()

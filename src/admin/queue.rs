@@ -1,11 +1,11 @@
 //! `/api/v1/queue`: list, show, retry and delete queued messages. `show`
 //! explains in one sentence why a message is still in the queue.
 
+use super::extract::Id;
 use super::{AdminState, error};
 use crate::store::{QueueEntry, RcptStatus};
 use axum::Json;
 use axum::Router;
-use super::extract::Id;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -97,14 +97,15 @@ impl Appender {
         }
     }
 
-    /// Makes everything written so far durable.
-    pub fn sync(&mut self) -> io::Result<()> {
+    /// Makes everything written so far durable; true when it had to sync.
+    pub fn sync(&mut self) -> io::Result<bool> {
         self.write()?;
-        if self.unsynced {
-            self.file.sync_data()?;
-            self.unsynced = false;
+        if !self.unsynced {
+            return Ok(false);
         }
-        Ok(())
+        self.file.sync_data()?;
+        self.unsynced = false;
+        Ok(true)
     }
 
     /// Bytes in the file.

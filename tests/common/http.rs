@@ -38,7 +38,10 @@ pub async fn call(admin: SocketAddr, method: &str, path: &str, token: Option<&st
 
 pub async fn request(admin: SocketAddr, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> Resp {
     let mut s = tokio::net::TcpStream::connect(admin).await.expect("admin listener reachable");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {admin}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

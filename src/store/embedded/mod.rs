@@ -35,6 +35,9 @@ struct QStored {
 
 #[derive(Clone)]
 struct Trees {
+    /// sled's data file, to fsync: sled's own flush does not reach past
+    /// the disk's write cache.
+    file: Arc<std::fs::File>,
     db: sled::Db,
     queue: sled::Tree,
     quarantine: sled::Tree,
@@ -50,6 +53,13 @@ pub struct EmbeddedStore {
     qreaders: Arc<Readers>,
     index: Arc<RwLock<QIndex>>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Trees {
+    fn sync_index(&self) -> Result<(), StoreError> {
+        self.file.sync_data()?;
+        Ok(())
+    }
 }
 
 fn index_err(e: impl std::fmt::Display) -> StoreError {
@@ -73,6 +83,7 @@ impl EmbeddedStore {
             audit: tree("audit")?,
             allow: tree("allow")?,
             meta: tree("meta")?,
+            file: Arc::new(std::fs::File::open(path.join("index").join("db"))?),
             db: db.clone(),
         };
         let spool = open_queue_spool(&trees, &path.join("spool"))?;

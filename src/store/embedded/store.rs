@@ -1,6 +1,10 @@
 //! `Store` for the embedded backend: reads here, writes through the writer.
 
+use super::qindex::Scan;
 use super::writer::Op;
+
+/// Rows one search examines per hold of the index lock.
+const SEARCH_CHUNK: usize = 32 * 1024;
 use super::{EmbeddedStore, Record, index_err, now, qread, read_body};
 use crate::store::{
     Actor, AllowEntry, AuditEntry, BoxFut, Changed, QFilter, QPage, QRecord, QResults, QStatus, QueueEntry, ReleaseFn,
@@ -71,7 +75,9 @@ impl Store for EmbeddedStore {
             // A page over a large index can take milliseconds of CPU: off
             // the async workers.
             let found = tokio::task::spawn_blocking(move || {
-                let (ids, next) = index.read().unwrap().search(&filter, &page);
+                let mut scan = Scan::default();
+                while index.read().unwrap().search_chunk(&filter, &page, &mut scan, SEARCH_CHUNK) {}
+                let (ids, next) = scan.finish(&page);
                 let items = ids.iter().filter_map(|id| qread(&tree, id).transpose()).map(|r| r.map(|s| s.rec));
                 items.collect::<Result<Vec<_>, _>>().map(|items| QResults { items, next })
             });

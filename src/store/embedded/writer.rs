@@ -176,13 +176,19 @@ impl Writer {
         let drops_body = matches!(to, QStatus::Deleted | QStatus::Expired);
         // Expiry of a released message drops its body but keeps `released`.
         let to = if to == QStatus::Expired && old.rec.status == QStatus::Released { QStatus::Released } else { to };
-        let allowed = old.rec.status.can_become(to) || (drops_body && old.rec.status == to && old.loc.is_some());
+        let same = old.rec.status == to;
+        // `released` is reached only through `release`, which also queues.
+        let allowed =
+            (old.rec.status.can_become(to) && to != QStatus::Released) || (drops_body && same && old.loc.is_some());
         if !allowed {
             return Ok(Some(Changed::Refused(old.rec)));
         }
         let mut new = old.clone();
         new.rec.status = to;
-        new.rec.changed = Some(actor);
+        if !same {
+            // Dropping a released message's body keeps who released it.
+            new.rec.changed = Some(actor);
+        }
         if drops_body && let Some(loc) = new.loc.take() {
             self.qspool.unref(loc);
             new.rec.has_body = false;
@@ -220,8 +226,12 @@ impl Writer {
             tree.apply_batch(std::mem::take(batch)).map_err(index_err)?;
         }
         t.db.flush().map_err(index_err)?;
-        self.spool.appender.sync()?;
-        self.qspool.appender.sync()?;
+        let dirty = self.spool.appender.sync()? | self.qspool.appender.sync()?;
+        if !dirty {
+            // sled's flush is sync_file_range: no disk cache flush. A batch
+            // without bodies (a delete, an expiry, an allow) gets one here.
+            t.sync_index()?;
+        }
         Ok(())
     }
 
@@ -235,7 +245,8 @@ impl Writer {
         for (id, _) in &b.qpushed {
             let _ = self.trees.quarantine.remove(id.as_bytes());
         }
-        for old in b.restore {
+        // Newest first, so a record changed twice ends at its first state.
+        for old in b.restore.into_iter().rev() {
             let _ = self.trees.quarantine.insert(old.rec.id.as_bytes(), encode(&old));
         }
         let _ = self.trees.db.flush();
@@ -310,6 +321,10 @@ impl Writer {
             return Err(e);
         }
         t.db.flush().map_err(index_err)?;
+        // The release is acknowledged only once the index is on the disk,
+        // past its write cache: otherwise a power cut could bring back
+        // `held` for a message that is already queued and delivered.
+        t.sync_index()?;
         self.index.write().unwrap().changed(&new.rec);
         Ok(Some(Changed::Done(new.rec)))
     }
