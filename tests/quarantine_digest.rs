@@ -169,8 +169,7 @@ async fn the_digest_is_sent_and_its_links_release_once() {
 #[tokio::test]
 async fn links_expire_and_act_only_for_their_recipient() {
     let down = Downstream::start(Behaviour::default()).await;
-    let extra =
-        "@rest\n[scan]\nstages = [\"attachment\"]\n[quarantine.digest]\nlink_ttl = \"2s\"\nsecret = \"s3cret\"\n";
+    let extra = "@rest\n[scan]\nstages = [\"attachment\"]\n[quarantine.digest]\nlink_ttl = \"2s\"\nsecret = \"s3cret-s3cret-s3cret\"\n";
     let gw = Gateway::start(down.addr, extra).await;
     let id = hold(&gw, "b@example.test", "short-lived").await;
     let r = request(gw.admin, "POST", "/api/v1/quarantine/digest", &[], b"").await;
@@ -185,7 +184,7 @@ async fn links_expire_and_act_only_for_their_recipient() {
     use mxgate::quarantine::digest::{Action, Link, Signer};
     let exp = param(&release, "exp").parse().unwrap();
     let stranger = Link { action: Action::Release, id: id.clone(), rcpt: "c@example.test".into(), exp };
-    let q = Signer::new(b"s3cret").query(&stranger);
+    let q = Signer::new(b"s3cret-s3cret-s3cret").query(&stranger);
     assert_eq!(request(gw.admin, "GET", &format!("/digest/release?{q}"), &[], b"").await.status, 403);
 
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
@@ -206,4 +205,30 @@ async fn the_scheduler_sends_digests_on_its_own() {
     hold(&gw, "b@example.test", "scheduled").await;
     let digest = digest_for(&down.wait_for(1, 30).await, "b@example.test");
     assert!(digest.contains("Subject: Quarantine digest: 1 held message\r\n") && digest.contains("scheduled"));
+}
+
+/// One click must not deliver a message to all of its recipients: a
+/// message sent to several gets no links, and a forged link is refused.
+#[tokio::test]
+async fn a_message_for_several_recipients_is_left_to_an_administrator() {
+    let down = Downstream::start(Behaviour::default()).await;
+    let extra = format!(
+        "@admin\ntoken = \"{TOKEN}\"\n@rest\n[scan]\nstages = [\"attachment\"]\n[quarantine.digest]\nsecret = \"0123456789abcdef0123456789abcdef\"\n"
+    );
+    let gw = Gateway::start(down.addr, &extra).await;
+    let rcpts = ["b@example.test", "c@example.test"];
+    let id = queue_id(&gw.client().await.send_mail("a@sender.test", &rcpts, &zip_with_exe("for-two")).await);
+    assert_eq!(api(&gw, "POST", "/api/v1/quarantine/digest", Some(TOKEN)).await.status, 200);
+    let msgs = down.wait_for(2, 10).await;
+    let digest = digest_for(&msgs, "b@example.test");
+    assert!(digest.contains("Sent to 2 recipients: ask your mail administrator"), "{digest}");
+    assert!(!digest.contains("/digest/release?"), "no release link: {digest}");
+    // A link signed with the right key for this message is still refused.
+    use mxgate::quarantine::digest::links::{Action, Link, Signer};
+    let signer = Signer::new(b"0123456789abcdef0123456789abcdef");
+    let link = Link { action: Action::Release, id: id.clone(), rcpt: "b@example.test".into(), exp: u64::MAX / 2 };
+    let path = signer.url("", &link);
+    let r = request(gw.admin, "GET", &path, &[], b"").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(status(&gw, &id).await, "held");
 }

@@ -141,6 +141,14 @@ async fn checked(s: &AdminState, action: &str, p: &BTreeMap<String, String>) -> 
         let body = html! { p { "This message was not sent to " (link.rcpt) "." } };
         return Err(page(StatusCode::FORBIDDEN, "Not your message", body));
     }
+    // One click must not deliver a message to everyone it was sent to: a
+    // message with several recipients is released by an administrator.
+    if rec.recipients.len() > 1 {
+        let n = rec.recipients.len();
+        let body =
+            html! { p { "This message was sent to " (n) " recipients. Ask your mail administrator to release it." } };
+        return Err(page(StatusCode::FORBIDDEN, "Released by an administrator", body));
+    }
     Ok((link, rec))
 }
 

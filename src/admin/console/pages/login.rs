@@ -37,12 +37,20 @@ pub async fn submit(state: Shared, peer: Peer, body: Bytes) -> Response {
     if !c.can_log_in() {
         return unconfigured(StatusCode::FORBIDDEN);
     }
+    if !FAILURES.allowed(crate::time::now()) {
+        let form = login_form(Some("Too many failed logins; wait a minute."), "admin");
+        return (StatusCode::TOO_MANY_REQUESTS, layout::page("Log in", None, None, form)).into_response();
+    }
     let f = Form::parse(&body);
     let user: String = f.get("user").unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(64).collect();
     let from = peer.map_or("unknown".to_string(), |Extension(ConnectInfo(a))| a.ip().to_string());
     let Some(actor) = check(c, &user, f.get("secret").unwrap_or("")) else {
         tracing::warn!(user = %user, from = %from, "console login failed");
-        audit(c, "console", "login-failed", format!("user {user:?} from {from}")).await;
+        // Past the limit the log still says it; the audit log (durable,
+        // written to disk) is not made to grow by a guessing client.
+        if FAILURES.fail(crate::time::now()) {
+            audit(c, "console", "login-failed", format!("user {user:?} from {from}")).await;
+        }
         tokio::time::sleep(FAIL_DELAY).await;
         let form = login_form(Some("Wrong token, or wrong user or password."), &user);
         return (StatusCode::UNAUTHORIZED, layout::page("Log in", None, None, form)).into_response();
@@ -58,6 +66,33 @@ pub async fn logout(state: Shared, Extension(s): Extension<Current>) -> Response
     state.0.sessions.remove(&s.id);
     audit(&state.0, s.actor, "logout", String::new()).await;
     ([(header::SET_COOKIE, session::clear_cookie())], Redirect::to("/console/login")).into_response()
+}
+
+/// Failed logins, counted across all clients per minute: parallel
+/// guessing is bounded by this, not by the per-request delay alone.
+static FAILURES: Failures = Failures { window: std::sync::Mutex::new((0, 0)) };
+const MAX_FAILURES_PER_MINUTE: u32 = 20;
+
+struct Failures {
+    /// (minute, failures in it)
+    window: std::sync::Mutex<(u64, u32)>,
+}
+
+impl Failures {
+    fn allowed(&self, now: u64) -> bool {
+        let w = self.window.lock().unwrap();
+        w.0 != now / 60 || w.1 < MAX_FAILURES_PER_MINUTE
+    }
+
+    /// Counts one; false once past the limit.
+    fn fail(&self, now: u64) -> bool {
+        let mut w = self.window.lock().unwrap();
+        if w.0 != now / 60 {
+            *w = (now / 60, 0);
+        }
+        w.1 += 1;
+        w.1 <= MAX_FAILURES_PER_MINUTE
+    }
 }
 
 /// Who the secret proves the caller to be. Both comparisons always run,
