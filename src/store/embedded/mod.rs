@@ -7,6 +7,7 @@
 mod qindex;
 mod spool;
 mod store;
+mod text;
 mod writer;
 
 use super::segment::{Location, ReadFail, Readers};
@@ -19,6 +20,8 @@ use std::path::Path;
 use std::sync::{Arc, RwLock, mpsc};
 use tokio::sync::oneshot;
 use writer::{Done, Op, Writer};
+
+const SLED_CACHE: u64 = 256 * 1024 * 1024;
 
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -55,6 +58,23 @@ pub struct EmbeddedStore {
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// Opens sled. Its file lock outlives a closed store by a moment (its
+/// flusher thread lets go last), so a reopen in the same process waits
+/// for it, up to 5 s, instead of failing.
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let mut tries = 0;
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(SLED_CACHE).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(index_err(e)),
+        }
+    }
+}
+
 impl Trees {
     fn sync_index(&self) -> Result<(), StoreError> {
         self.file.sync_data()?;
@@ -75,7 +95,9 @@ fn qread(tree: &sled::Tree, id: &str) -> Result<Option<QStored>, StoreError> {
 
 impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
-        let db = sled::Config::new().path(path.join("index")).open().map_err(index_err)?;
+        // sled caches 1 GiB by default; the quarantine's search index is in
+        // memory already, and queue records are small.
+        let db = open_sled(&path.join("index"))?;
         let tree = |name: &str| db.open_tree(name).map_err(index_err);
         let trees = Trees {
             queue: tree("queue")?,

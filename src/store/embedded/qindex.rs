@@ -6,6 +6,7 @@
 //! keeps a page over a million records within tens of milliseconds. Sled
 //! holds the records themselves; the index is rebuilt from it at startup.
 
+use super::text::{TextColumn, TextMatch};
 use crate::store::{QFilter, QPage, QRecord, QStatus};
 use std::collections::{BTreeSet, HashMap};
 
@@ -45,8 +46,9 @@ struct Row {
     /// Domains of the sender and the recipients.
     domains: Box<[u32]>,
     symbols: Box<[u32]>,
-    subject: Box<str>,
-    reason: Box<str>,
+    /// Offsets in `QIndex::text`.
+    subject: u32,
+    reason: u32,
 }
 
 #[derive(Default)]
@@ -55,6 +57,7 @@ pub struct QIndex {
     addrs: Interner,
     domains: Interner,
     symbols: Interner,
+    text: TextColumn,
     /// (expires_at, received_at, id) of records that still have a body.
     expiring: BTreeSet<(u64, u64, Box<str>)>,
     /// Received time of each id, to find its row.
@@ -65,9 +68,9 @@ fn domain_of(addr: &str) -> &str {
     addr.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
-fn cut(s: &str) -> Box<str> {
+fn cut(s: &str) -> String {
     let lower = s.to_lowercase();
-    crate::pipeline::message::head(&lower, MAX_TEXT).into()
+    crate::pipeline::message::head(&lower, MAX_TEXT).to_string()
 }
 
 impl QIndex {
@@ -121,8 +124,8 @@ impl QIndex {
             rcpts,
             domains: domains.into(),
             symbols,
-            subject: cut(&rec.subject),
-            reason: cut(&rec.reason),
+            subject: self.text.push(&cut(&rec.subject)),
+            reason: self.text.push(&cut(&rec.reason)),
         }
     }
 
@@ -176,7 +179,14 @@ impl QIndex {
     /// longer than one chunk. Resuming by key stays right when rows were
     /// inserted in between.
     pub fn search_chunk(&self, f: &QFilter, page: &QPage, scan: &mut Scan, budget: usize) -> bool {
-        let Some(m) = Matcher::new(self, f) else { return false };
+        let mut text = std::mem::take(&mut scan.text);
+        let more = self.chunk(f, page, scan, &mut text, budget);
+        scan.text = text;
+        more
+    }
+
+    fn chunk(&self, f: &QFilter, page: &QPage, scan: &mut Scan, text: &mut TextFound, budget: usize) -> bool {
+        let Some(m) = Matcher::new(self, f, text) else { return false };
         let lo = f.since.map_or(0, |s| self.rows.partition_point(|r| r.at < s));
         let hi = f.until.map_or(self.rows.len(), |u| self.rows.partition_point(|r| r.at < u));
         let (mut lo, mut hi) = (lo, hi.max(lo));
@@ -226,6 +236,7 @@ impl QIndex {
 pub struct Scan {
     hits: Vec<(u64, String)>,
     last: Option<(u64, Box<str>)>,
+    text: TextFound,
 }
 
 impl Scan {
@@ -238,20 +249,30 @@ impl Scan {
     }
 }
 
-/// A filter resolved against the interners once per chunk.
+/// A filter resolved against the interners once per chunk; the text
+/// matches (one memmem pass each) once per search, kept in the `Scan`.
 struct Matcher<'a> {
     f: &'a QFilter,
     sender: Option<u32>,
     rcpt: Option<u32>,
     domain: Option<u32>,
     symbols: Option<Vec<u32>>,
-    subject: Option<String>,
-    reason: Option<String>,
+    subject: Option<&'a TextMatch>,
+    reason: Option<&'a TextMatch>,
+    text: &'a TextColumn,
+}
+
+/// The text parts of a filter, found once.
+#[derive(Default)]
+pub struct TextFound {
+    subject: Option<TextMatch>,
+    reason: Option<TextMatch>,
+    done: bool,
 }
 
 impl<'a> Matcher<'a> {
     /// `None` when a required value was never seen: nothing can match.
-    fn new(ix: &QIndex, f: &'a QFilter) -> Option<Matcher<'a>> {
+    fn new(ix: &'a QIndex, f: &'a QFilter, found: &'a mut TextFound) -> Option<Matcher<'a>> {
         let exact = |i: &Interner, v: &Option<String>| match v {
             Some(v) => i.find(v).map(Some),
             None => Some(None),
@@ -272,14 +293,20 @@ impl<'a> Matcher<'a> {
                 Some(ids)
             }
         };
+        if !found.done {
+            found.subject = f.subject.as_ref().map(|t| ix.text.find(&t.to_lowercase()));
+            found.reason = f.reason.as_ref().map(|t| ix.text.find(&t.to_lowercase()));
+            found.done = true;
+        }
         Some(Matcher {
             f,
             sender: exact(&ix.addrs, &f.sender)?,
             rcpt: exact(&ix.addrs, &f.recipient)?,
             domain: exact(&ix.domains, &f.domain)?,
             symbols,
-            subject: f.subject.as_ref().map(|s| s.to_lowercase()),
-            reason: f.reason.as_ref().map(|s| s.to_lowercase()),
+            subject: found.subject.as_ref(),
+            reason: found.reason.as_ref(),
+            text: &ix.text,
         })
     }
 
@@ -289,8 +316,8 @@ impl<'a> Matcher<'a> {
             && self.rcpt.is_none_or(|s| r.rcpts.contains(&s))
             && self.domain.is_none_or(|d| r.domains.contains(&d))
             && self.symbols.as_ref().is_none_or(|want| r.symbols.iter().any(|s| want.contains(s)))
-            && self.subject.as_deref().is_none_or(|t| r.subject.contains(t))
-            && self.reason.as_deref().is_none_or(|t| r.reason.contains(t))
+            && self.subject.is_none_or(|m| self.text.matches(m, r.subject))
+            && self.reason.is_none_or(|m| self.text.matches(m, r.reason))
     }
 }
 
