@@ -209,16 +209,24 @@ impl QIndex {
             true => Box::new(rows.iter()),
             false => Box::new(rows.iter().rev()),
         };
+        let mut last = None;
+        let mut full = false;
         for r in order.by_ref().take(budget) {
-            scan.last = Some((r.at, r.id.clone()));
+            last = Some(r);
             if m.matches(r) {
                 scan.hits.push((r.at, r.id.to_string()));
                 if scan.hits.len() >= want {
-                    return false;
+                    full = true;
+                    break;
                 }
             }
         }
-        order.next().is_some()
+        // Only the chunk's last row is remembered: a copy per row would
+        // cost more than the row's test.
+        if let Some(r) = last {
+            scan.last = Some((r.at, r.id.clone()));
+        }
+        !full && order.next().is_some()
     }
     /// A cursor is `received_at:id` of the last row of the previous page;
     /// returns where that row is (or would be, if it is gone) and whether
