@@ -32,6 +32,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod form;
 pub mod inbound;
 pub mod io;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 use super::http::send;
 use super::queue::{date, resolve, s, truncate};
 use super::{QuarantineAction, Search, Target};
+use crate::form::encode as enc;
 use serde_json::{Value, json};
 
 pub async fn run(action: QuarantineAction, target: Target) -> Result<(), String> {
@@ -136,16 +137,6 @@ fn pairs(q: &Search) -> Vec<(&'static str, String)> {
 
 fn query(q: &Search) -> String {
     pairs(q).iter().map(|(k, v)| format!("{k}={}", enc(v))).collect::<Vec<_>>().join("&")
-}
-
-/// Percent-encoding for a query value or a path segment (RFC 3986 §2.1).
-fn enc(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The symbols that counted: a score or an action of their own.

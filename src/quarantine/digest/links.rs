@@ -131,40 +131,11 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
 }
 
-/// Percent-encodes all but RFC 3986 §2.3 unreserved characters.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::form::encode;
 
-/// An `application/x-www-form-urlencoded` body (HTML 5 §4.10.21.7): `+` is
-/// a space, `%XX` an octet. Later duplicates win; bad escapes stay as is.
+/// An `application/x-www-form-urlencoded` body as a map; later duplicates win.
 pub fn parse_form(body: &str) -> BTreeMap<String, String> {
-    let decode = |s: &str| {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            let esc = (b[i] == b'%').then(|| s.get(i + 1..i + 3)).flatten();
-            match (b[i], esc.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-                (b'%', Some(x)) => (out.push(x), i += 3),
-                (b'+', _) => (out.push(b' '), i += 1),
-                (c, _) => (out.push(c), i += 1),
-            };
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    body.split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
+    crate::form::Form::parse(body.as_bytes()).0.into_iter().collect()
 }
 
 #[cfg(test)]
