@@ -29,6 +29,8 @@
 #   BENCH_SIZES              payload sizes in octets        ["10240 102400"]
 #   BENCH_IDLE_CONNS         idle connections for the RSS test    [5000 | 5000]
 #   BENCH_SKIP_RSS=1         skip the idle-connection RSS test
+#   BENCH_SKIP_QUARANTINE=1  skip the quarantine benchmark (bench/quarantine.sh,
+#                            run last; its own knobs are BENCH_Q_*)
 #   BENCH_PROBE_INTERVAL     seconds between latency probes             [0.1]
 #   BENCH_RUN_TIMEOUT        seconds allowed for one load run           [300]
 #   BENCH_QUIET_WAIT         before each run, wait up to this many seconds for
@@ -675,6 +677,12 @@ main() {
     --idle-conns "$IDLE_CONNS" --sessions "$SESSIONS" --source-opts "$SOURCE_OPTS" \
     --probe-interval "$PROBE_INTERVAL" --quiet-pct "$QUIET_PCT" --enforce-targets "${BENCH_ENFORCE_TARGETS:-0}" || rc=$?
   cp "$RUNS" "$(dirname "$RESULTS")/$(basename "$RESULTS" .md).runs.jsonl"
+  # The quarantine benchmark: its own gateways, figures and results file.
+  if [[ "${BENCH_SKIP_QUARANTINE:-0}" != 1 && -x "$MXGATE_BIN" ]]; then
+    log "quarantine benchmark (bench/quarantine.sh)"
+    BENCH_QUICK=$QUICK BENCH_DIR="$BENCH_DIR/quarantine" MXGATE_BIN="$MXGATE_BIN" BENCH_SESSIONS=$SESSIONS \
+      BENCH_MX_PORT=$MX_PORT BENCH_ADMIN_PORT=$ADMIN_PORT bash "$HERE/quarantine.sh" || { ((rc != 0)) || rc=2; }
+  fi
   if ((rc != 0)); then
     BENCH_KEEP=1
     log "exit $rc: $( ((rc == 2)) && echo 'a run failed' || echo 'a target was missed') (scratch dir kept for its logs)"
