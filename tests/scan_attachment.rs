@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::mime::{base64, tiny_pe, with_attachment, zip, zip_with};
+use common::mime::{tiny_pe, with_attachment, zip, zip_with};
 use common::{Behaviour, Downstream, Gateway, quarantine_show, queue_id, queue_show};
 use serde_json::Value;
 use std::io::{Cursor, Write};
 use zip::write::SimpleFileOptions;
-use zip::{AesMode, CompressionMethod, ZipWriter};
+use zip::{AesMode, CompressionMethod};
 
 const SCAN: &str = "@rest\n[scan]\nstages = [\"attachment\"]\n";
 

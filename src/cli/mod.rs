@@ -15,6 +15,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Cmd {
     /// Run the gateway.
     Serve {

@@ -50,7 +50,7 @@ pub fn parse(params: &BTreeMap<String, String>, now: u64) -> Result<(QFilter, QP
                 page.limit = v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| bad("limit", v))?
             }
             "cursor" => {
-                if !v.split_once(':').is_some_and(|(a, _)| a.parse::<u64>().is_ok()) {
+                if v.split_once(':').is_none_or(|(a, _)| a.parse::<u64>().is_err()) {
                     return Err(bad("cursor", v));
                 }
                 page.after = text();

@@ -29,7 +29,7 @@ pub enum Op {
 
 enum Waiter {
     Unit(Done<()>, Result<(), StoreError>),
-    Changed(Done<Option<Changed>>, Result<Option<Changed>, StoreError>),
+    Changed(Done<Option<Changed>>, Box<Result<Option<Changed>, StoreError>>),
 }
 
 pub struct Writer {
@@ -99,7 +99,7 @@ impl Writer {
         for w in waiters {
             match w {
                 Waiter::Unit(done, r) => drop(done.send(settle(&commit, r))),
-                Waiter::Changed(done, r) => drop(done.send(settle(&commit, r))),
+                Waiter::Changed(done, r) => drop(done.send(settle(&commit, *r))),
             }
         }
         match commit {
@@ -142,7 +142,9 @@ impl Writer {
                 qput(b, QStored { rec, loc: Some(loc) });
                 Waiter::Unit(done, Ok(()))
             }
-            Op::Change { id, to, actor, audit, done } => Waiter::Changed(done, self.change(b, &id, to, actor, audit)),
+            Op::Change { id, to, actor, audit, done } => {
+                Waiter::Changed(done, Box::new(self.change(b, &id, to, actor, audit)))
+            }
             Op::Audit { entry, done } => {
                 self.audit(b, &entry);
                 Waiter::Unit(done, Ok(()))
@@ -160,7 +162,9 @@ impl Writer {
                 b.meta.insert(key.as_bytes(), value);
                 Waiter::Unit(done, Ok(()))
             }
-            Op::Release { done, .. } => Waiter::Changed(done, Err(StoreError::Index("release out of order".into()))),
+            Op::Release { done, .. } => {
+                Waiter::Changed(done, Box::new(Err(StoreError::Index("release out of order".into()))))
+            }
         }
     }
 
