@@ -7,20 +7,24 @@
 #   FUZZ_CONTENT_SECS   time for the `content` target (no DNS)   [60]
 #   FUZZ_PIPELINE_SECS  time for the `pipeline` target (all stages) [30]
 #
-# cargo-fuzz needs nightly-only compiler flags (sanitizers); the stable
-# toolchain accepts them with RUSTC_BOOTSTRAP=1.
+# cargo-fuzz needs nightly-only compiler flags (coverage instrumentation);
+# the stable toolchain accepts them with RUSTC_BOOTSTRAP=1. No sanitizer
+# (`-s none`): the code under test is safe Rust, so what fuzzing finds is
+# panics, hangs and memory blow-ups, which libFuzzer sees without one; and
+# without AddressSanitizer the cold build takes 6 min instead of 8.7 and a
+# run makes about 3.5 times as many executions in the same time.
 set -euo pipefail
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
-cargo fuzz build -O
+cargo fuzz build -O -s none
 run() { # target seconds
   local corpus log rc=0
   corpus=$(mktemp -d)
   log=$(mktemp)
   cp seeds/* "$corpus/"
   echo "fuzz: $1 for $2 s"
-  cargo fuzz run -O "$1" "$corpus" -- -max_total_time="$2" -max_len=65536 -rss_limit_mb=4096 -timeout=30 \
+  cargo fuzz run -O -s none "$1" "$corpus" -- -max_total_time="$2" -max_len=65536 -rss_limit_mb=4096 -timeout=30 \
     >"$log" 2>&1 || rc=$?
   grep -E '^#[0-9]+ +DONE|^Done' "$log" || true
   if [[ $rc != 0 ]]; then
