@@ -64,3 +64,8 @@ pub fn encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Lowercase hex digits of `b` (session ids, link signatures).
+pub fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -75,7 +75,7 @@ async fn auth(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Res
     if let Some(token) = s.token.as_deref().filter(|t| !t.is_empty()) {
         let given =
             req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        if !given.is_some_and(|g| console::constant_time_eq(g.as_bytes(), token.as_bytes())) {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
     } else if let Some(why) = browser_on_loopback(req.headers()) {
@@ -101,10 +101,6 @@ fn browser_on_loopback(h: &axum::http::HeaderMap) -> Option<&'static str> {
     let loopback =
         name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     (!host.is_empty() && !loopback).then_some("without admin.token the API answers only to a loopback Host")
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn error(code: StatusCode, msg: &str) -> Response {

@@ -81,7 +81,9 @@ fn parse(raw: &[u8]) -> Result<HttpResponse, String> {
     Ok(HttpResponse { status, head, body, bytes })
 }
 
-fn dechunk(mut s: &[u8]) -> Vec<u8> {
+/// Joins a chunked body (RFC 9112 §7.1); stops at the last chunk or at
+/// anything malformed.
+pub fn dechunk(mut s: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
         let size = String::from_utf8_lossy(&s[..eol]);

@@ -1,6 +1,6 @@
 //! The command line: `serve`, `check-config` and `queue ...`.
 
-mod http;
+pub mod http;
 mod quarantine;
 mod queue;
 

@@ -28,8 +28,6 @@ pub enum StoreError {
     Corrupt(String, String),
     #[error("store is closed")]
     Closed,
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// Builds the queue entry and the header block to put in front of the

@@ -17,6 +17,8 @@ mod layout;
 mod pages;
 mod session;
 
+pub use session::constant_time_eq;
+
 use super::AdminState;
 use axum::Router;
 use axum::extract::{Request, State};

@@ -114,7 +114,7 @@ impl Sessions {
 pub fn random_hex() -> String {
     let mut b = [0u8; 32];
     SystemRandom::new().fill(&mut b).expect("the system random source works");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::form::hex_lower(&b)
 }
 
 /// Equality whose time depends neither on where the inputs differ nor on

@@ -86,7 +86,7 @@ impl Signer {
 
     /// The signature as lowercase hex.
     pub fn sign(&self, l: &Link) -> String {
-        hex(hmac::sign(&self.key, signed_text(l).as_bytes()).as_ref())
+        crate::form::hex_lower(hmac::sign(&self.key, signed_text(l).as_bytes()).as_ref())
     }
 
     /// `{base}/digest/{action}?id=..&rcpt=..&exp=..&sig=..`
@@ -118,10 +118,6 @@ impl Signer {
 /// from SMTP commands), so the text is unambiguous.
 fn signed_text(l: &Link) -> String {
     format!("{}\n{}\n{}\n{}", l.action.as_str(), l.id, l.rcpt, l.exp)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
