@@ -1,7 +1,7 @@
 //! Loading: the TOML file, then `MXGATE_<SECTION>__<KEY>` environment
 //! overrides, then validation. Every error names the file and the key.
 
-use super::{Config, DownstreamTls};
+use super::{Config, DownstreamTls, NodeConfig};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -25,9 +25,23 @@ impl std::error::Error for ConfigError {}
 
 /// Reads, overrides from the environment and validates.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let err = |key: Option<String>, message: String| ConfigError { file: path.to_owned(), key, message };
+    let cfg: Config = read(path)?;
+    validate(&cfg).map_err(|(key, message)| ConfigError { file: path.to_owned(), key: Some(key.into()), message })?;
+    Ok(cfg)
+}
+
+/// A storage node's file (`mxgate storage`), read the same way.
+pub fn load_node(path: &Path) -> Result<NodeConfig, ConfigError> {
+    let cfg: NodeConfig = read(path)?;
+    super::cluster::validate_node(&cfg)
+        .map_err(|(key, message)| ConfigError { file: path.to_owned(), key: Some(key.into()), message })?;
+    Ok(cfg)
+}
+
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     if !path.is_file() {
-        return Err(err(None, "cannot read the file (missing or not a regular file)".into()));
+        let message = "cannot read the file (missing or not a regular file)".into();
+        return Err(ConfigError { file: path.to_owned(), key: None, message });
     }
     // Only MXGATE_<SECTION>__<KEY> variables configure the gateway; others
     // with the prefix (MXGATE_ADMIN_URL for the CLI) are not config keys.
@@ -40,15 +54,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .try_parsing(true)
         .list_separator(",")
         .with_list_parse_key("relay.domains")
-        .with_list_parse_key("dns.nameservers");
+        .with_list_parse_key("dns.nameservers")
+        .with_list_parse_key("cluster.nodes");
     let built = config::Config::builder()
         .add_source(config::File::from(path).format(config::FileFormat::Toml))
         .add_source(env)
         .build()
         .map_err(|e| split_error(path, e))?;
-    let cfg: Config = built.try_deserialize().map_err(|e| split_error(path, e))?;
-    validate(&cfg).map_err(|(key, message)| err(Some(key.into()), message))?;
-    Ok(cfg)
+    built.try_deserialize().map_err(|e| split_error(path, e))
 }
 
 /// Turns the config crate's error into ours, keeping the key it names.
@@ -155,6 +168,9 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     }
     if c.admin.password.as_deref().is_some_and(|p| p.len() < 8) {
         return Err(("admin.password", "must be at least 8 characters".into()));
+    }
+    if let Some(cl) = &c.cluster {
+        super::cluster::validate(cl)?;
     }
     c.scan.validate()?;
     c.policy.validate()?;

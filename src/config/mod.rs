@@ -2,9 +2,11 @@
 //! defaults live here and nowhere else. Unknown keys are rejected
 //! (`deny_unknown_fields`), never silently ignored.
 
+mod cluster;
 mod load;
 
-pub use load::{ConfigError, load};
+pub use cluster::{Cluster, Node, NodeConfig};
+pub use load::{ConfigError, load, load_node};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -36,6 +38,9 @@ pub struct Config {
     pub policy: crate::pipeline::PolicyConfig,
     #[serde(default)]
     pub quarantine: Quarantine,
+    /// Absent: single node, the embedded store. Present: the storage cluster.
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
