@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mxgate::cli::{Cli, Cmd};
-use mxgate::config::{Config, LogFormat};
+use mxgate::config::{Config, Log, LogFormat, NodeConfig};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -20,10 +20,21 @@ fn main() -> ExitCode {
         },
         Cmd::Serve { config } => match mxgate::config::load(&config) {
             Ok(cfg) => {
-                init_logging(&cfg);
+                init_logging(&cfg.log);
                 rt.block_on(serve(cfg))
             }
             Err(e) => fail(&e.to_string()),
+        },
+        Cmd::Storage { config } => match mxgate::config::load_node(&config) {
+            Ok(cfg) => {
+                init_logging(&cfg.log);
+                rt.block_on(storage(cfg))
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        Cmd::Cluster { action, target } => match rt.block_on(mxgate::cli::cluster(action, target)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
         },
         Cmd::Queue { action, target } => match rt.block_on(mxgate::cli::queue(action, target)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -41,12 +52,12 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(cfg: &Config) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+fn init_logging(log: &Log) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match cfg.log.format {
+    match log.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
@@ -70,5 +81,26 @@ async fn serve(cfg: Config) -> ExitCode {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn storage(cfg: NodeConfig) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let running = match mxgate::cluster::node::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return fail(&e);
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    if let Err(e) = running.node.store.close().await {
+        tracing::error!(error = %e, "flushing the store failed");
+    }
     ExitCode::SUCCESS
 }

@@ -3,6 +3,8 @@
 //! drain deliveries, flush the store).
 
 use crate::admin::{self, AdminState};
+use crate::cluster::gateway::Cluster;
+use crate::cluster::store::ClusterStore;
 use crate::config::Config;
 use crate::inbound::{self, Shared};
 use crate::pipeline::Pipeline;
@@ -26,13 +28,32 @@ pub struct Running {
     grace: std::time::Duration,
 }
 
+type Opened = (Arc<dyn Store>, Option<Arc<Cluster>>);
+
+/// The embedded store, or with `[cluster]` the storage cluster.
+async fn open_store(cfg: &Config) -> Result<Opened, String> {
+    let Some(c) = &cfg.cluster else {
+        let store = EmbeddedStore::open(&cfg.storage.path)
+            .map_err(|e| format!("storage.path {}: {e}", cfg.storage.path.display()))?;
+        return Ok((Arc::new(store), None));
+    };
+    let name = c.name.clone().unwrap_or_else(|| format!("{}:{}", host_name(), cfg.smtp.listen.port()));
+    let cluster = Cluster::new(c, name.clone()).await?;
+    // The queue is loaded from the cluster, and SMTP must not open before
+    // a write can be made durable.
+    cluster.wait_for_quorum().await;
+    tracing::info!(gateway = %name, nodes = ?c.nodes, replicas = c.replicas, write_quorum = c.write_quorum, "using the storage cluster");
+    Ok((Arc::new(ClusterStore::start(cluster.clone())), Some(cluster)))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "gateway".into(), |h| h.trim().to_string())
+}
+
 /// Starts the gateway; returns once both listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, String> {
     let cfg = Arc::new(cfg);
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&cfg.storage.path)
-            .map_err(|e| format!("storage.path {}: {e}", cfg.storage.path.display()))?,
-    );
+    let (store, cluster) = open_store(&cfg).await?;
     let dns = crate::dns::resolver(&cfg.dns.nameservers)?;
     let queue = Queue::start(cfg.clone(), store.clone(), dns).await.map_err(|e| format!("loading the queue: {e}"))?;
     let tls = crate::tls::server_config(&cfg)?;
@@ -67,6 +88,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         cfg: cfg.clone(),
         token: cfg.admin.token.clone(),
         shutdown: stop_rx,
+        cluster,
     });
     tokio::spawn(admin::serve(admin, admin_state));
     tracing::info!(smtp = %smtp_addr, admin = %admin_addr, hostname = %cfg.smtp.hostname, "mxgate started");

@@ -2,6 +2,7 @@
 //! `/api/v1` that `mxgate queue` uses. With `[admin] token` set, the API
 //! needs `Authorization: Bearer <token>`; health endpoints never do.
 
+mod cluster;
 mod console;
 pub mod digest;
 pub mod extract;
@@ -26,6 +27,8 @@ pub struct AdminState {
     pub cfg: Arc<crate::config::Config>,
     pub token: Option<String>,
     pub shutdown: watch::Receiver<bool>,
+    /// With `[cluster]`: the storage cluster, for `/api/v1/cluster`.
+    pub cluster: Option<Arc<crate::cluster::gateway::Cluster>>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -33,6 +36,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(quarantine::routes())
         .merge(digest::api_routes())
         .route("/pipeline/stages", get(stage_times))
+        .route("/cluster", get(cluster::status))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -67,7 +71,12 @@ async fn stage_times(State(s): State<Arc<AdminState>>) -> axum::Json<Vec<crate::
 async fn ready(State(s): State<Arc<AdminState>>) -> Response {
     match *s.shutdown.borrow() {
         true => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
-        false => (StatusCode::OK, "ready\n").into_response(),
+        false => match &s.cluster {
+            Some(c) if c.writable_count() < c.quorum => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage cluster below write_quorum\n").into_response()
+            }
+            _ => (StatusCode::OK, "ready\n").into_response(),
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 //! The command line: `serve`, `check-config` and `queue ...`.
 
+mod cluster;
 pub mod http;
 mod quarantine;
 mod queue;
@@ -31,6 +32,18 @@ pub enum Cmd {
     Queue {
         #[command(subcommand)]
         action: QueueAction,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a storage node of the cluster.
+    Storage {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The storage cluster as a running gateway sees it.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
         #[command(flatten)]
         target: Target,
     },
@@ -148,6 +161,12 @@ pub struct Target {
 }
 
 #[derive(Subcommand)]
+pub enum ClusterAction {
+    /// Every storage node: health, load, records, how far behind.
+    Status,
+}
+
+#[derive(Subcommand)]
 pub enum QueueAction {
     /// Every queued message, with why it is still there.
     List,
@@ -159,5 +178,6 @@ pub enum QueueAction {
     Delete { id: String },
 }
 
+pub use cluster::run as cluster;
 pub use quarantine::run as quarantine;
 pub use queue::run as queue;

@@ -12,3 +12,11 @@
 //! ```
 
 pub mod core;
+pub mod codec;
+pub mod wire;
+pub mod tls;
+pub mod node;
+pub mod client;
+pub mod gateway;
+pub mod lease;
+pub mod store;

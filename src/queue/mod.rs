@@ -85,6 +85,7 @@ impl Queue {
         }
         tokio::spawn(q.clone().dispatch(rx));
         tokio::spawn(q.clone().timer());
+        tokio::spawn(q.clone().adopt());
         Ok(q)
     }
 
@@ -169,6 +170,18 @@ impl Queue {
         }
     }
 
+    /// Schedules messages the store hands over from a silent gateway (a
+    /// cluster's other gateways; nothing with one gateway).
+    async fn adopt(self) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match self.inner.ctx.store.takeover().await {
+                Ok(ids) => ids.into_iter().for_each(|id| self.submit(id)),
+                Err(e) => tracing::debug!(error = %e, "takeover scan failed"),
+            }
+        }
+    }
+
     async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<String>) {
         while let Some(id) = rx.recv().await {
             let Ok(permit) = self.inner.workers.clone().acquire_owned().await else { break };
@@ -194,6 +207,16 @@ impl Queue {
                 return self.schedule(id.to_string(), crate::time::now() + 60);
             }
         };
+        // In a cluster another gateway may own this message: one deliverer
+        // at a time (see cluster::lease).
+        match ctx.store.claim(id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(queue_id = %id, error = %e, "cannot check the delivery claim; retrying in 60s");
+                return self.schedule(id.to_string(), crate::time::now() + 60);
+            }
+        }
         entry.attempts += 1;
         deliver::attempt(ctx, &mut entry).await;
         if let Err(e) = self.finish(entry).await {

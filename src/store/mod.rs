@@ -3,9 +3,9 @@
 //! trait later. `conformance` holds the suite every backend must pass.
 
 pub mod conformance;
-mod embedded;
+pub(crate) mod embedded;
 pub mod quarantine;
-mod segment;
+pub(crate) mod segment;
 
 pub use embedded::EmbeddedStore;
 pub use quarantine::{Actor, AllowEntry, AuditEntry, Changed, QFilter, QPage, QRecord, QResults, QStatus};
@@ -13,6 +13,15 @@ pub use quarantine::{Actor, AllowEntry, AuditEntry, Changed, QFilter, QPage, QRe
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
+
+/// Free octets on the filesystem holding `dir`, for unprivileged users.
+pub fn disk_free(dir: &std::path::Path) -> Option<u64> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -150,6 +159,17 @@ pub trait Store: Send + Sync + 'static {
     /// Small named values that must survive restarts (digest state, keys).
     fn meta_get(&self, key: &str) -> BoxFut<'_, Result<Option<Vec<u8>>, StoreError>>;
     fn meta_put(&self, key: &str, value: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>>;
+    /// Whether this gateway should deliver queued message `id` now. Always
+    /// with one gateway; in a cluster, only the gateway that holds its
+    /// claim (see `cluster::lease`).
+    fn claim(&self, _id: &str) -> BoxFut<'_, Result<bool, StoreError>> {
+        Box::pin(async { Ok(true) })
+    }
+    /// Queued messages this gateway has just taken over from a gateway
+    /// that went silent: the queue schedules them. Nothing with one gateway.
+    fn takeover(&self) -> BoxFut<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
     /// Free octets where this store writes, when it can tell.
     fn free_space(&self) -> Option<u64> {
         None

@@ -26,9 +26,13 @@ pub fn hash(parts: &[&[u8]]) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Every node, best first, for `key`.
+/// Every node, best first, for `key`. The key's first octet (its kind) is
+/// not hashed: a message's queue entry and quarantine record share an id
+/// and so live on the same nodes, which a release (one atomic change of
+/// both on each node) needs.
 pub fn preference(key: &[u8], nodes: &[String]) -> Vec<NodeId> {
-    let mut ranked: Vec<(u64, NodeId)> = nodes.iter().enumerate().map(|(i, n)| (hash(&[n.as_bytes(), key]), i)).collect();
+    let id = key.get(1..).unwrap_or_default();
+    let mut ranked: Vec<(u64, NodeId)> = nodes.iter().enumerate().map(|(i, n)| (hash(&[n.as_bytes(), id]), i)).collect();
     ranked.sort_unstable_by(|a, b| b.cmp(a));
     ranked.into_iter().map(|(_, i)| i).collect()
 }

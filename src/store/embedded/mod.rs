@@ -4,8 +4,8 @@
 //! quarantine. One writer thread (`writer`) applies every change; reads go
 //! straight to sled, the spools and the in-memory quarantine index.
 
-mod qindex;
-mod spool;
+pub(crate) mod qindex;
+pub(crate) mod spool;
 mod store;
 mod text;
 mod writer;
@@ -61,7 +61,7 @@ pub struct EmbeddedStore {
 /// Opens sled. Its file lock outlives a closed store by a moment (its
 /// flusher thread lets go last), so a reopen in the same process waits
 /// for it, up to 5 s, instead of failing.
-fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     let mut tries = 0;
     loop {
         match sled::Config::new().path(dir).cache_capacity(SLED_CACHE).open() {

@@ -172,11 +172,7 @@ impl Store for EmbeddedStore {
     }
 
     fn free_space(&self) -> Option<u64> {
-        let path = std::ffi::CString::new(self.readers.dir().as_os_str().as_encoded_bytes()).ok()?;
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is a valid C string and `st` a writable statvfs.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+        crate::store::disk_free(self.readers.dir())
     }
 
     fn close(&self) -> BoxFut<'_, Result<(), StoreError>> {
