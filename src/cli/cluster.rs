@@ -29,7 +29,7 @@ pub async fn run(action: ClusterAction, target: Target) -> Result<(), String> {
         nodes.len(),
         if v["accepting_mail"] == Value::Bool(true) { "accepting mail" } else { "NOT accepting mail (451)" }
     );
-    println!("{:<24} {:<12} {:>9} {:>6} {:>8} {:>8}  {}", "NODE", "STATE", "RECORDS", "LOAD", "RTT_MS", "BEHIND", "ERROR");
+    println!("{:<24} {:<12} {:>9} {:>6} {:>8} {:>8}  ERROR", "NODE", "STATE", "RECORDS", "LOAD", "RTT_MS", "BEHIND");
     for n in nodes {
         println!(
             "{:<24} {:<12} {:>9} {:>6} {:>8} {:>8}  {}",

@@ -76,7 +76,8 @@ impl Cluster {
     /// A version for a new write: wall-clock microseconds, strictly
     /// increasing within this gateway (a hybrid clock).
     pub fn version(&self) -> u64 {
-        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let wall =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
         let mut last = self.clock.load(Ordering::Relaxed);
         loop {
             let v = wall.max(last + 1);
@@ -104,7 +105,12 @@ impl Cluster {
         let mut h = self.health.lock().unwrap();
         match r {
             Ok(Response::Status(s)) => {
-                let p = Probe { rtt_ms: t.elapsed().as_millis() as u64, load: s.load, records: s.records, catching_up: s.catching_up };
+                let p = Probe {
+                    rtt_ms: t.elapsed().as_millis() as u64,
+                    load: s.load,
+                    records: s.records,
+                    catching_up: s.catching_up,
+                };
                 let was = h.writable(n);
                 h.probe_ok(n, self.now_ms(), p);
                 if !was {
@@ -144,8 +150,12 @@ impl Cluster {
     pub async fn wait_for_quorum(&self) {
         let mut waited = 0u64;
         while self.writable_count() < self.quorum {
-            if waited % 50 == 0 {
-                tracing::warn!(writable = self.writable_count(), write_quorum = self.quorum, "waiting for storage nodes");
+            if waited.is_multiple_of(50) {
+                tracing::warn!(
+                    writable = self.writable_count(),
+                    write_quorum = self.quorum,
+                    "waiting for storage nodes"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             waited += 1;
@@ -157,9 +167,15 @@ impl Cluster {
     }
 
     /// Stores `cell` (and `body`) under `key` on `write_quorum` nodes.
-    pub async fn put(&self, key: Vec<u8>, cell: Cell, cond: Cond, body: Option<Vec<u8>>) -> Result<Vec<Applied>, StoreError> {
+    pub async fn put(
+        &self,
+        key: Vec<u8>,
+        cell: Cell,
+        cond: Cond,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<Applied>, StoreError> {
         let nodes = self.nodes.clone();
-        self.write(&key.clone(), move |s: Send| {
+        self.write(&key.clone(), cond == Cond::Advance, move |s: Send| {
             let cond = if s.hint_for.is_some() { Cond::Merge } else { cond };
             let hint_for = s.hint_for.map(|o| nodes[o].clone());
             Request::Put(vec![Item { key: key.clone(), cell: cell.clone(), cond, hint_for, body: body.clone() }])
@@ -169,9 +185,20 @@ impl Cluster {
 
     /// Runs one quorum write of the requests `make` builds per target.
     /// Returns what each acknowledging node did.
-    pub async fn write(&self, key: &[u8], make: impl Fn(Send) -> Request) -> Result<Vec<Applied>, StoreError> {
+    ///
+    /// With `primary_first`, the first target answers before the others
+    /// are asked, and a conditional write it refuses goes no further: every
+    /// gateway with the same view of the cluster asks the same node first,
+    /// so that node serialises racing status changes (two releases of one
+    /// message) instead of each owner picking a different winner.
+    pub async fn write(
+        &self,
+        key: &[u8],
+        primary_first: bool,
+        make: impl Fn(Send) -> Request,
+    ) -> Result<Vec<Applied>, StoreError> {
         let prefs = preference(key, &self.nodes);
-        let (mut w, sends) = {
+        let (mut w, mut sends) = {
             let h = self.health.lock().unwrap();
             Write::start(prefs, self.replicas, self.quorum, |n| h.writable(n))
         };
@@ -183,9 +210,16 @@ impl Cluster {
             let req = make(s);
             async move { (s.to, self.clients[s.to].call(&req, self.timeout).await) }
         };
+        let mut held = if primary_first && sends.len() > 1 { sends.split_off(1) } else { Vec::new() };
         sends.into_iter().for_each(|s| calls.push(call(s)));
         let mut applied = Vec::new();
         while let Some((node, r)) = calls.next().await {
+            if primary_first && matches!(&r, Ok(Response::Applied(a)) if a.contains(&Applied::Refused)) {
+                let Ok(Response::Applied(a)) = r else { unreachable!() };
+                return Ok(a);
+            }
+            // The primary has answered: now the others.
+            held.drain(..).for_each(|s| calls.push(call(s)));
             let outcome = match r {
                 Ok(Response::Applied(a)) => {
                     applied.extend(a);
@@ -213,13 +247,15 @@ impl Cluster {
         Err(unavailable(self))
     }
 
-    /// Nodes to read `key` from: caught-up owners, least loaded first, then
-    /// any other caught-up node in preference order (stand-ins).
+    /// Nodes to read `key` from: caught-up owners, least loaded first;
+    /// then other caught-up nodes in preference order (stand-ins may hold
+    /// what a down owner missed); last, nodes still catching up.
     fn read_order(&self, key: &[u8]) -> Vec<NodeId> {
         let prefs = preference(key, &self.nodes);
         let h = self.health.lock().unwrap();
         let mut order = h.read_order(&prefs[..self.replicas.min(prefs.len())]);
         order.extend(prefs.iter().skip(self.replicas).copied().filter(|n| h.readable(*n)));
+        order.extend(prefs.iter().copied().filter(|n| h.writable(*n) && !h.readable(*n)));
         order
     }
 

@@ -64,7 +64,12 @@ impl ClusterStore {
     }
 
     pub(super) async fn take_over(&self) -> Result<Vec<String>, StoreError> {
-        let req = super::wire::Request::Scan { prefix: vec![kind::QUEUE], after: Vec::new(), limit: u32::MAX, reverse: false };
+        let req = super::wire::Request::Scan {
+            prefix: vec![kind::QUEUE],
+            after: Vec::new(),
+            limit: u32::MAX,
+            reverse: false,
+        };
         let cells = self.cluster.gather(req).await?;
         let mut alive: HashMap<String, bool> = HashMap::new();
         let mut taken = Vec::new();

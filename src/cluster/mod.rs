@@ -11,12 +11,12 @@
 //! core:    placement, cell merge, write quorum, health, repair digests (pure)
 //! ```
 
-pub mod core;
-pub mod codec;
-pub mod wire;
-pub mod tls;
-pub mod node;
 pub mod client;
+pub mod codec;
+pub mod core;
 pub mod gateway;
 pub mod lease;
+pub mod node;
 pub mod store;
+pub mod tls;
+pub mod wire;

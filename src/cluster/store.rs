@@ -73,7 +73,13 @@ impl ClusterStore {
         Ok(cells)
     }
 
-    async fn change(&self, id: String, to: QStatus, actor: Actor, audit: AuditEntry) -> Result<Option<Changed>, StoreError> {
+    async fn change(
+        &self,
+        id: String,
+        to: QStatus,
+        actor: Actor,
+        audit: AuditEntry,
+    ) -> Result<Option<Changed>, StoreError> {
         let Some(old) = self.record(&id).await? else { return Ok(None) };
         let drops_body = matches!(to, QStatus::Deleted | QStatus::Expired);
         // Expiry of a released message drops its body but keeps `released`.
@@ -97,7 +103,13 @@ impl ClusterStore {
         Ok(Some(Changed::Done(new)))
     }
 
-    async fn release(&self, id: String, actor: Actor, audit: AuditEntry, make: ReleaseFn) -> Result<Option<Changed>, StoreError> {
+    async fn release(
+        &self,
+        id: String,
+        actor: Actor,
+        audit: AuditEntry,
+        make: ReleaseFn,
+    ) -> Result<Option<Changed>, StoreError> {
         let qkey = key(kind::QUARANTINE, &id);
         let Some((cell, held)) = self.live(&qkey, true).await? else { return Ok(None) };
         let old: QRecord = parse(&cell)?;
@@ -122,7 +134,7 @@ impl ClusterStore {
                 body: body.clone(),
             })
         };
-        let applied = self.cluster.write(&qkey, make).await?;
+        let applied = self.cluster.write(&qkey, true, make).await?;
         if !applied.iter().all(|a| *a == Applied::Taken) {
             let now = self.record(&id).await?.unwrap_or(old);
             return Ok(Some(Changed::Refused(now)));
@@ -243,26 +255,40 @@ impl Store for ClusterStore {
         Box::pin(self.search(filter, page))
     }
 
-    fn q_change(&self, id: &str, to: QStatus, actor: Actor, audit: AuditEntry) -> BoxFut<'_, Result<Option<Changed>, StoreError>> {
+    fn q_change(
+        &self,
+        id: &str,
+        to: QStatus,
+        actor: Actor,
+        audit: AuditEntry,
+    ) -> BoxFut<'_, Result<Option<Changed>, StoreError>> {
         Box::pin(self.change(id.to_string(), to, actor, audit))
     }
 
-    fn q_release(&self, id: &str, actor: Actor, audit: AuditEntry, make: ReleaseFn) -> BoxFut<'_, Result<Option<Changed>, StoreError>> {
+    fn q_release(
+        &self,
+        id: &str,
+        actor: Actor,
+        audit: AuditEntry,
+        make: ReleaseFn,
+    ) -> BoxFut<'_, Result<Option<Changed>, StoreError>> {
         Box::pin(self.release(id.to_string(), actor, audit, make))
     }
 
     fn q_expire(&self, now: u64, budget: usize) -> BoxFut<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let due = self.cluster.gather(Request::Due { now, budget: budget as u32 }).await?;
+            // Each node lists its oldest `budget`; the merged oldest are due.
+            let mut recs: Vec<QRecord> = due.iter().filter_map(|(_, c)| parse::<QRecord>(c).ok()).collect();
+            recs.retain(|r| r.has_body && r.expires_at <= now);
+            recs.sort_by(|a, b| (a.expires_at, a.received_at, &a.id).cmp(&(b.expires_at, b.received_at, &b.id)));
+            recs.truncate(budget);
             let mut n = 0;
-            for (_, c) in due {
-                let Ok(rec) = parse::<QRecord>(&c) else { continue };
-                if !rec.has_body || rec.expires_at > now {
-                    continue;
-                }
+            for rec in recs {
                 let actor = Actor { by: "system".into(), at: now };
                 let detail = "retention ended".into();
-                let audit = AuditEntry { at: now, by: "system".into(), action: "expire".into(), id: rec.id.clone(), detail };
+                let audit =
+                    AuditEntry { at: now, by: "system".into(), action: "expire".into(), id: rec.id.clone(), detail };
                 if let Some(Changed::Done(_)) = self.change(rec.id, QStatus::Expired, actor, audit).await? {
                     n += 1;
                 }
@@ -298,7 +324,8 @@ impl Store for ClusterStore {
     fn allow_list(&self) -> BoxFut<'_, Result<Vec<AllowEntry>, StoreError>> {
         Box::pin(async move {
             let cells = self.scan(kind::ALLOW, u32::MAX, false).await?;
-            let mut out: Vec<AllowEntry> = cells.iter().filter(|(_, c)| !c.data.is_empty()).filter_map(|(_, c)| parse(c).ok()).collect();
+            let mut out: Vec<AllowEntry> =
+                cells.iter().filter(|(_, c)| !c.data.is_empty()).filter_map(|(_, c)| parse(c).ok()).collect();
             out.sort();
             Ok(out)
         })

@@ -37,8 +37,10 @@ impl Security {
             (Some(cert), Some(key)) => (load_certs(cert)?, load_key(key)?),
             _ => self_signed(name.rsplit_once(':').map_or(name, |(h, _)| h))?,
         };
-        let sb = ServerConfig::builder_with_provider(provider()).with_protocol_versions(tls13).map_err(|e| e.to_string())?;
-        let cb = ClientConfig::builder_with_provider(provider()).with_protocol_versions(tls13).map_err(|e| e.to_string())?;
+        let sb =
+            ServerConfig::builder_with_provider(provider()).with_protocol_versions(tls13).map_err(|e| e.to_string())?;
+        let cb =
+            ClientConfig::builder_with_provider(provider()).with_protocol_versions(tls13).map_err(|e| e.to_string())?;
         let (server, client) = match &c.ca {
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
@@ -112,7 +114,13 @@ impl Security {
         }
         let version = u16::from_be_bytes([hello[4], hello[5]]);
         let ok = hmac::verify(&self.key, &[b"client".as_slice(), &ekm].concat(), &hello[6..]).is_ok();
-        let status = if version != VERSION { 2 } else if ok { 0 } else { 1 };
+        let status = if version != VERSION {
+            2
+        } else if ok {
+            0
+        } else {
+            1
+        };
         let mut reply = MAGIC.to_vec();
         reply.extend_from_slice(&VERSION.to_be_bytes());
         reply.push(status);

@@ -115,7 +115,9 @@ impl Request {
                 });
                 &mut e
             }
-            Request::Scan { prefix, after, limit, reverse } => e.u8(4).bytes(prefix).bytes(after).u32(*limit).u8(u8::from(*reverse)),
+            Request::Scan { prefix, after, limit, reverse } => {
+                e.u8(4).bytes(prefix).bytes(after).u32(*limit).u8(u8::from(*reverse))
+            }
             Request::Search(q) => e.u8(5).bytes(q),
             Request::Due { now, budget } => e.u8(6).u64(*now).u32(*budget),
             Request::Release(r) => e
@@ -299,7 +301,10 @@ pub async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Opt
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} octets is too large")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} octets is too large"),
+        ));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;

@@ -134,7 +134,10 @@ pub fn validate(c: &Cluster) -> Result<(), Invalid> {
 pub fn validate_node(c: &NodeConfig) -> Result<(), Invalid> {
     validate(&c.cluster)?;
     if !c.cluster.nodes.iter().any(|n| n == c.node.name()) {
-        return Err(("node.name", format!("`{}` is not in cluster.nodes (set node.name to this node's entry)", c.node.name())));
+        return Err((
+            "node.name",
+            format!("`{}` is not in cluster.nodes (set node.name to this node's entry)", c.node.name()),
+        ));
     }
     Ok(())
 }

@@ -33,8 +33,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// A storage node's file (`mxgate storage`), read the same way.
 pub fn load_node(path: &Path) -> Result<NodeConfig, ConfigError> {
     let cfg: NodeConfig = read(path)?;
-    super::cluster::validate_node(&cfg)
-        .map_err(|(key, message)| ConfigError { file: path.to_owned(), key: Some(key.into()), message })?;
+    super::cluster::validate_node(&cfg).map_err(|(key, message)| ConfigError {
+        file: path.to_owned(),
+        key: Some(key.into()),
+        message,
+    })?;
     Ok(cfg)
 }
 

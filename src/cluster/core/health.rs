@@ -36,7 +36,16 @@ pub struct NodeHealth {
 
 impl Default for NodeHealth {
     fn default() -> Self {
-        NodeHealth { state: State::Unknown, last_ok: None, rtt_ms: 0.0, inflight: 0, load: 0, records: 0, behind: 0, last_error: None }
+        NodeHealth {
+            state: State::Unknown,
+            last_ok: None,
+            rtt_ms: 0.0,
+            inflight: 0,
+            load: 0,
+            records: 0,
+            behind: 0,
+            last_error: None,
+        }
     }
 }
 

@@ -32,7 +32,8 @@ pub fn hash(parts: &[&[u8]]) -> u64 {
 /// both on each node) needs.
 pub fn preference(key: &[u8], nodes: &[String]) -> Vec<NodeId> {
     let id = key.get(1..).unwrap_or_default();
-    let mut ranked: Vec<(u64, NodeId)> = nodes.iter().enumerate().map(|(i, n)| (hash(&[n.as_bytes(), id]), i)).collect();
+    let mut ranked: Vec<(u64, NodeId)> =
+        nodes.iter().enumerate().map(|(i, n)| (hash(&[n.as_bytes(), id]), i)).collect();
     ranked.sort_unstable_by(|a, b| b.cmp(a));
     ranked.into_iter().map(|(_, i)| i).collect()
 }

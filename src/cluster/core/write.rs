@@ -37,7 +37,12 @@ pub struct Write {
 impl Write {
     /// Plans the write. `prefs` is the key's full preference order,
     /// `replicas` how many copies, `up` the current health view.
-    pub fn start(prefs: Vec<NodeId>, replicas: usize, quorum: usize, up: impl Fn(NodeId) -> bool) -> (Write, Vec<Send>) {
+    pub fn start(
+        prefs: Vec<NodeId>,
+        replicas: usize,
+        quorum: usize,
+        up: impl Fn(NodeId) -> bool,
+    ) -> (Write, Vec<Send>) {
         let mut w = Write { prefs, quorum, used: Vec::new(), pending: Vec::new(), acked: 0, done: false };
         let owners: Vec<NodeId> = w.prefs.iter().copied().take(replicas).collect();
         // Owners are never stand-ins for one another.

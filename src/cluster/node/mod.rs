@@ -41,7 +41,8 @@ impl Node {
     /// This node's and `peer`'s positions in the node list.
     pub fn pair(&self, peer: &str) -> Result<(NodeId, NodeId), StoreError> {
         let them = self.nodes.iter().position(|n| n == peer);
-        them.map(|t| (self.me, t)).ok_or_else(|| StoreError::Index(format!("{peer} is not in this node's cluster.nodes")))
+        them.map(|t| (self.me, t))
+            .ok_or_else(|| StoreError::Index(format!("{peer} is not in this node's cluster.nodes")))
     }
 
     /// Refuses writes when the disk is nearly full, so the gateway writes
@@ -67,9 +68,16 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, String> {
     let name = cfg.node.name().to_string();
     let sec = Security::new(&cfg.cluster, &name)?;
     std::fs::create_dir_all(&cfg.storage.path).map_err(|e| format!("{}: {e}", cfg.storage.path.display()))?;
-    let store = NodeStore::open(&cfg.storage.path).map_err(|e| format!("opening {}: {e}", cfg.storage.path.display()))?;
+    let store =
+        NodeStore::open(&cfg.storage.path).map_err(|e| format!("opening {}: {e}", cfg.storage.path.display()))?;
     let me = cfg.cluster.nodes.iter().position(|n| *n == name).ok_or("node.name is not in cluster.nodes")?;
-    let peers = cfg.cluster.nodes.iter().enumerate().map(|(i, a)| (i != me).then(|| Client::new(a.clone(), sec.clone()))).collect();
+    let peers = cfg
+        .cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i != me).then(|| Client::new(a.clone(), sec.clone())))
+        .collect();
     let node = Arc::new(Node {
         name,
         nodes: cfg.cluster.nodes.clone(),
@@ -82,7 +90,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, String> {
         min_free: cfg.storage.min_free,
         repair_interval: cfg.node.repair_interval,
     });
-    let listener = TcpListener::bind(&cfg.node.listen).await.map_err(|e| format!("node.listen {}: {e}", cfg.node.listen))?;
+    let listener =
+        TcpListener::bind(&cfg.node.listen).await.map_err(|e| format!("node.listen {}: {e}", cfg.node.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, node = %node.name, records = node.store.records(), "storage node listening");
     tokio::spawn(accept(node.clone(), listener, sec));

@@ -117,7 +117,9 @@ async fn anti_entropy(node: &Node, peer_name: &str, peer: &Client) -> Result<usi
             };
             let items: Vec<Item> = cells
                 .into_iter()
-                .filter_map(|(key, cell, body)| Some(Item { key, cell: cell?, cond: Cond::Merge, hint_for: None, body }))
+                .filter_map(|(key, cell, body)| {
+                    Some(Item { key, cell: cell?, cond: Cond::Merge, hint_for: None, body })
+                })
                 .collect();
             pulled += items.len();
             node.store.put(items).await.map_err(local)?;

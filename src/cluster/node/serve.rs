@@ -72,7 +72,9 @@ async fn answer(node: &Node, req: Request) -> Result<Response, StoreError> {
             }
             Response::Cells(out)
         }
-        Request::Scan { prefix, after, limit, reverse } => Response::Cells(scan(node, &prefix, &after, limit, reverse)?),
+        Request::Scan { prefix, after, limit, reverse } => {
+            Response::Cells(scan(node, &prefix, &after, limit, reverse)?)
+        }
         Request::Search(q) => {
             let (f, p): (QFilter, QPage) = serde_json::from_slice(&q).map_err(|e| StoreError::Index(e.to_string()))?;
             let ids = search(node, &f, &p);
@@ -83,7 +85,9 @@ async fn answer(node: &Node, req: Request) -> Result<Response, StoreError> {
         Request::Due { now, budget } => {
             let ids = node.store.index.read().unwrap().due(now, budget as usize);
             let keys = ids.into_iter().map(|id| [b"z".as_slice(), id.as_bytes()].concat());
-            Response::Cells(keys.filter_map(|k| store.get(&k).ok().flatten().map(|s| (k, Some(s.cell), None))).collect())
+            Response::Cells(
+                keys.filter_map(|k| store.get(&k).ok().flatten().map(|s| (k, Some(s.cell), None))).collect(),
+            )
         }
         Request::Digests { peer } => Response::Digests(digests(node, &peer)?.0),
         Request::Keys { peer, buckets } => Response::Keys(keys(node, &peer, &buckets)?),
@@ -107,7 +111,9 @@ fn scan(node: &Node, prefix: &[u8], after: &[u8], limit: u32, reverse: bool) -> 
     let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match (after.is_empty(), reverse) {
         (true, false) => Box::new(tree.scan_prefix(prefix)),
         (true, true) => Box::new(tree.scan_prefix(prefix).rev()),
-        (false, false) => Box::new(tree.range(after.to_vec()..).skip_while(move |kv| kv.as_ref().is_ok_and(|(k, _)| &k[..] == after))),
+        (false, false) => {
+            Box::new(tree.range(after.to_vec()..).skip_while(move |kv| kv.as_ref().is_ok_and(|(k, _)| &k[..] == after)))
+        }
         (false, true) => Box::new(tree.range(..after.to_vec()).rev()),
     };
     let mut out = Vec::new();

@@ -41,7 +41,11 @@ impl Stored {
         let mut d = Dec(v);
         let cell = d.cell().map_err(bad)?;
         let loc = match d.u8().map_err(bad)? {
-            1 => Some(Location { segment: d.u64().map_err(bad)?, offset: d.u64().map_err(bad)?, len: d.u64().map_err(bad)? }),
+            1 => Some(Location {
+                segment: d.u64().map_err(bad)?,
+                offset: d.u64().map_err(bad)?,
+                len: d.u64().map_err(bad)?,
+            }),
             _ => None,
         };
         Ok(Stored { cell, loc })
@@ -164,7 +168,9 @@ fn scan(trees: &Trees) -> Result<(HashMap<u64, usize>, QIndex), StoreError> {
         if k.first() == Some(&kind::QUARANTINE) && !s.cell.dead {
             match serde_json::from_slice::<QRecord>(&s.cell.data) {
                 Ok(r) => recs.push(r),
-                Err(e) => tracing::warn!(key = %String::from_utf8_lossy(&k), error = %e, "unreadable quarantine record"),
+                Err(e) => {
+                    tracing::warn!(key = %String::from_utf8_lossy(&k), error = %e, "unreadable quarantine record")
+                }
             }
         }
     }

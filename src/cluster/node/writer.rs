@@ -79,12 +79,10 @@ impl Writer {
                     Ok(a) => replies.push(Reply::Put(done, a)),
                     Err(e) => drop(done.send(Err(e))),
                 },
-                Job::Release { r, done } => {
-                    match self.release(&mut b, r) {
-                        Ok(a) => replies.push(Reply::Release(done, a)),
-                        Err(e) => drop(done.send(Err(e))),
-                    }
-                }
+                Job::Release { r, done } => match self.release(&mut b, r) {
+                    Ok(a) => replies.push(Reply::Release(done, a)),
+                    Err(e) => drop(done.send(Err(e))),
+                },
                 Job::HandedOff { owner, keys, drop_copies, done } => {
                     match self.handed_off(&mut b, &owner, keys, drop_copies) {
                         Ok(()) => replies.push(Reply::Unit(done)),
@@ -190,7 +188,13 @@ impl Writer {
         Ok(applied)
     }
 
-    fn handed_off(&mut self, b: &mut Batch, owner: &str, keys: Vec<Vec<u8>>, drop_copies: bool) -> Result<(), StoreError> {
+    fn handed_off(
+        &mut self,
+        b: &mut Batch,
+        owner: &str,
+        keys: Vec<Vec<u8>>,
+        drop_copies: bool,
+    ) -> Result<(), StoreError> {
         for key in keys {
             b.hints.remove(hint_key(owner, &key));
             if drop_copies {
