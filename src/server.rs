@@ -80,6 +80,9 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     tokio::spawn(inbound::listen(smtp, shared, done_tx));
     let q = &cfg.quarantine;
     quarantine.spawn_sweep(q.sweep_interval, q.sweep_budget, stop_rx.clone());
+    if cluster.is_some() {
+        quarantine.spawn_allow_refresh(std::time::Duration::from_secs(30), stop_rx.clone());
+    }
     crate::quarantine::digest::spawn(quarantine.clone(), queue.clone(), cfg.clone(), stop_rx.clone());
     let admin_state = Arc::new(AdminState {
         queue: queue.clone(),

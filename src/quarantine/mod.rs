@@ -230,6 +230,24 @@ impl Quarantine {
             }
         });
     }
+
+    /// Re-reads the allow list every `every`: other gateways of a cluster
+    /// change it too.
+    pub fn spawn_allow_refresh(&self, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let q = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                match q.store.allow_list().await {
+                    Ok(list) => q.allowed.replace(list),
+                    Err(e) => tracing::debug!(error = %e, "cannot re-read the allow list; keeping the current one"),
+                }
+            }
+        });
+    }
 }
 
 /// The queue entry a release creates: the original envelope and id.
