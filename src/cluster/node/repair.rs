@@ -48,12 +48,14 @@ async fn handoff(node: &Node, peer_id: usize, peer: &Client) -> Result<usize, St
     for kv in node.store.trees.hints.scan_prefix(&prefix).take(BATCH) {
         let (k, _) = kv.map_err(|e| e.to_string())?;
         let key = k[prefix.len()..].to_vec();
-        keys.push(key.clone());
         // A hint whose record is gone here has nothing to hand over.
-        if let Some(s) = node.store.get(&key).map_err(|e| e.to_string())? {
-            let body = node.store.body(&key, &s).map_err(|e| e.to_string())?;
-            items.push(Item { key, cell: s.cell, cond: Cond::Merge, hint_for: None, body });
-        }
+        let Some(s) = node.store.get(&key).map_err(|e| e.to_string())? else {
+            keys.push((key, None));
+            continue;
+        };
+        keys.push((key.clone(), Some(s.cell.ver)));
+        let body = node.store.body(&key, &s).map_err(|e| e.to_string())?;
+        items.push(Item { key, cell: s.cell, cond: Cond::Merge, hint_for: None, body });
     }
     if keys.is_empty() {
         return Ok(0);
@@ -63,7 +65,8 @@ async fn handoff(node: &Node, peer_id: usize, peer: &Client) -> Result<usize, St
     }
     let n = keys.len();
     // A copy this node holds only as a stand-in is dropped once the owner has it.
-    let (mine, theirs): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| owns(k, &node.nodes, node.replicas, node.me));
+    let (mine, theirs): (Vec<_>, Vec<_>) =
+        keys.into_iter().partition(|(k, _)| owns(k, &node.nodes, node.replicas, node.me));
     node.store.handed_off(owner.clone(), mine, false).await.map_err(|e| e.to_string())?;
     node.store.handed_off(owner.clone(), theirs, true).await.map_err(|e| e.to_string())?;
     tracing::info!(to = %owner, records = n, "hinted handoff");

@@ -48,7 +48,7 @@ pub async fn connection(node: Arc<Node>, stream: ServerStream) {
     }
 }
 
-async fn answer(node: &Node, req: Request) -> Result<Response, StoreError> {
+async fn answer(node: &Arc<Node>, req: Request) -> Result<Response, StoreError> {
     let store = &node.store;
     Ok(match req {
         Request::Status => Response::Status(status(node)),
@@ -89,9 +89,22 @@ async fn answer(node: &Node, req: Request) -> Result<Response, StoreError> {
                 keys.filter_map(|k| store.get(&k).ok().flatten().map(|s| (k, Some(s.cell), None))).collect(),
             )
         }
-        Request::Digests { peer } => Response::Digests(digests(node, &peer)?.0),
-        Request::Keys { peer, buckets } => Response::Keys(keys(node, &peer, &buckets)?),
+        // Both read every record: off the async workers.
+        Request::Digests { peer } => {
+            let n = node.clone();
+            Response::Digests(blocking(move || digests(&n, &peer)).await?.0)
+        }
+        Request::Keys { peer, buckets } => {
+            let n = node.clone();
+            Response::Keys(blocking(move || keys(&n, &peer, &buckets)).await?)
+        }
     })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Index(e.to_string()))?
 }
 
 pub fn status(node: &Node) -> NodeStatus {

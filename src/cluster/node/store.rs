@@ -116,8 +116,15 @@ impl NodeStore {
         self.send(Job::Release { r, done }, wait).await
     }
 
-    /// Forgets local copies and hints after they were handed to their owner.
-    pub async fn handed_off(&self, owner: String, keys: Vec<Vec<u8>>, drop_copies: bool) -> Result<(), StoreError> {
+    /// Forgets hints (and with `drop_copies` the local copies) of records
+    /// handed to their owner, each given with the version that was sent: a
+    /// record changed since keeps its hint and goes in the next handoff.
+    pub async fn handed_off(
+        &self,
+        owner: String,
+        keys: Vec<(Vec<u8>, Option<u64>)>,
+        drop_copies: bool,
+    ) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.send(Job::HandedOff { owner, keys, drop_copies, done }, wait).await
     }

@@ -21,7 +21,7 @@ type Done<T> = oneshot::Sender<Result<T, StoreError>>;
 pub enum Job {
     Put { items: Vec<Item>, done: Done<Vec<Applied>> },
     Release { r: Release, done: Done<Applied> },
-    HandedOff { owner: String, keys: Vec<Vec<u8>>, drop_copies: bool, done: Done<()> },
+    HandedOff { owner: String, keys: Vec<(Vec<u8>, Option<u64>)>, drop_copies: bool, done: Done<()> },
     Close { done: Done<()> },
 }
 
@@ -192,13 +192,16 @@ impl Writer {
         &mut self,
         b: &mut Batch,
         owner: &str,
-        keys: Vec<Vec<u8>>,
+        keys: Vec<(Vec<u8>, Option<u64>)>,
         drop_copies: bool,
     ) -> Result<(), StoreError> {
-        for key in keys {
+        for (key, sent) in keys {
+            let cur = self.current(b, &key)?;
+            if cur.as_ref().map(|s| s.cell.ver) != sent {
+                continue;
+            }
             b.hints.remove(hint_key(owner, &key));
             if drop_copies {
-                let cur = self.current(b, &key)?;
                 if let Some(loc) = cur.and_then(|s| s.loc) {
                     self.spool.unref(loc);
                 }
