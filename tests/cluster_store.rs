@@ -109,3 +109,74 @@ async fn a_gateway_with_the_wrong_secret_is_refused() {
     let why = h[0].last_error.clone().unwrap_or_default();
     assert!(why.contains("cluster.secret"), "{why}");
 }
+
+/// Writes a CA and a certificate it signs for 127.0.0.1, as PEM files in
+/// `dir`; returns (cert, key, ca) paths.
+fn issue(dir: &std::path::Path, ca: &(rcgen::Certificate, rcgen::KeyPair), name: &str) -> [std::path::PathBuf; 3] {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca.0, &ca.1).unwrap();
+    let paths = [dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")), dir.join(format!("{name}-ca.pem"))];
+    std::fs::write(&paths[0], cert.pem()).unwrap();
+    std::fs::write(&paths[1], key.serialize_pem()).unwrap();
+    std::fs::write(&paths[2], ca.0.pem()).unwrap();
+    paths
+}
+
+fn new_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    (p.self_signed(&key).unwrap(), key)
+}
+
+fn mtls_toml(names: &[String], files: &[std::path::PathBuf; 3]) -> String {
+    format!(
+        "{}cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        cluster_toml(names, SECRET),
+        files[0].display(),
+        files[1].display(),
+        files[2].display()
+    )
+}
+
+/// With `cert`, `key` and `ca` set, certificates are checked both ways on
+/// top of the secret: a gateway whose certificate another CA signed is
+/// refused even though it knows the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mutual_tls_refuses_a_certificate_from_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca();
+    let names: Vec<String> = (0..2).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    for (i, name) in names.iter().enumerate() {
+        let files = issue(dir.path(), &ca, &format!("node{i}"));
+        let toml = format!(
+            "[node]\nlisten = \"{name}\"\n[storage]\npath = \"{}\"\n{}",
+            dir.path().join(format!("data{i}")).display(),
+            mtls_toml(&names, &files)
+        );
+        let path = dir.path().join(format!("node{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        mxgate::cluster::node::start(mxgate::config::load_node(&path).unwrap()).await.unwrap();
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        cluster: mxgate::config::Cluster,
+    }
+    let good: File = toml_like(&mtls_toml(&names, &issue(dir.path(), &ca, "gw")));
+    let cluster = Cluster::new(&good.cluster, "gw".into()).await.unwrap();
+    assert_eq!(cluster.writable_count(), 2, "{:?}", cluster.health());
+    let store = ClusterStore::start(cluster);
+    store.enqueue(conformance::sample_entry("m1"), b"x\r\n".to_vec()).await.unwrap();
+    assert_eq!(store.body("m1").await.unwrap(), b"x\r\n");
+
+    let mut rogue_files = issue(dir.path(), &new_ca(), "rogue");
+    // The rogue trusts the real CA (so it would accept the nodes) but its
+    // own certificate is signed by another.
+    rogue_files[2] = dir.path().join("gw-ca.pem");
+    let rogue: File = toml_like(&mtls_toml(&names, &rogue_files));
+    let cluster = Cluster::new(&rogue.cluster, "rogue".into()).await.unwrap();
+    assert_eq!(cluster.writable_count(), 0, "{:?}", cluster.health());
+    let why = cluster.health()[0].last_error.clone().unwrap_or_default();
+    assert!(why.contains("TLS"), "refused in the TLS handshake, not later: {why}");
+}
