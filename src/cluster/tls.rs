@@ -88,7 +88,11 @@ impl Security {
         hello.extend_from_slice(self.proof(b"client", &ekm).as_ref());
         tls.write_all(&hello).await.map_err(|e| format!("{addr}: {e}"))?;
         let mut reply = [0u8; 4 + 2 + 1 + 32];
-        tls.read_exact(&mut reply).await.map_err(|_| format!("{addr} closed the connection: wrong cluster.secret?"))?;
+        tls.read_exact(&mut reply).await.map_err(|_| {
+            format!(
+                "{addr} closed the connection in the handshake: it refused our certificate or protocol (see its log)"
+            )
+        })?;
         let version = u16::from_be_bytes([reply[4], reply[5]]);
         match reply[6] {
             0 => {}
