@@ -44,10 +44,6 @@ async fn start_nodes(n: usize) -> Nodes {
 }
 
 async fn gateway(nodes: &Nodes, name: &str, secret: &str) -> Result<Arc<Cluster>, String> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        cluster: mxgate::config::Cluster,
-    }
     let f: File = toml_like(&cluster_toml(&nodes.names, secret));
     Cluster::new(&f.cluster, name.to_string()).await
 }
@@ -66,6 +62,48 @@ async fn cluster_store_passes_the_conformance_suite() {
     assert_eq!(cluster.writable_count(), 3, "{:?}", cluster.health());
     let store = ClusterStore::start(cluster);
     conformance::run(&store).await;
+    assert_pairs_agree(&nodes).await;
+}
+
+/// Every write reached both owners, so each pair of nodes must report the
+/// same digests of what they share: the digests the writers keep
+/// incrementally agree with each other.
+async fn assert_pairs_agree(nodes: &Nodes) {
+    use mxgate::cluster::wire::{Request, Response};
+    let sec = mxgate::cluster::tls::Security::new(&toml_like::<File>(&cluster_toml(&nodes.names, SECRET)).cluster, "t")
+        .unwrap();
+    let digests = |at: &str, about: &str| {
+        let c = mxgate::cluster::client::Client::new(at.to_string(), sec.clone());
+        let req = Request::Digests { peer: about.to_string() };
+        async move {
+            match c.call(&req, std::time::Duration::from_secs(5)).await.unwrap() {
+                Response::Digests(d) => d,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    for a in &nodes.names {
+        for b in nodes.names.iter().filter(|b| *b != a) {
+            // The gateway's heartbeat may land between the two questions:
+            // ask again before calling it a disagreement.
+            let mut tries = 0;
+            let (x, y) = loop {
+                let (x, y) = (digests(a, b).await, digests(b, a).await);
+                tries += 1;
+                if x == y || tries == 3 {
+                    break (x, y);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            assert!(x.iter().any(|v| *v != 0), "{a} shares records with {b}");
+            assert_eq!(x, y, "{a} and {b} disagree about what they share");
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    cluster: mxgate::config::Cluster,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -158,10 +196,6 @@ async fn mutual_tls_refuses_a_certificate_from_another_ca() {
         let path = dir.path().join(format!("node{i}.toml"));
         std::fs::write(&path, toml).unwrap();
         mxgate::cluster::node::start(mxgate::config::load_node(&path).unwrap()).await.unwrap();
-    }
-    #[derive(serde::Deserialize)]
-    struct File {
-        cluster: mxgate::config::Cluster,
     }
     let good: File = toml_like(&mtls_toml(&names, &issue(dir.path(), &ca, "gw")));
     let cluster = Cluster::new(&good.cluster, "gw".into()).await.unwrap();

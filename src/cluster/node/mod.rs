@@ -68,9 +68,10 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, String> {
     let name = cfg.node.name().to_string();
     let sec = Security::new(&cfg.cluster, &name)?;
     std::fs::create_dir_all(&cfg.storage.path).map_err(|e| format!("{}: {e}", cfg.storage.path.display()))?;
-    let store =
-        NodeStore::open(&cfg.storage.path).map_err(|e| format!("opening {}: {e}", cfg.storage.path.display()))?;
     let me = cfg.cluster.nodes.iter().position(|n| *n == name).ok_or("node.name is not in cluster.nodes")?;
+    let layout = store::Layout { nodes: cfg.cluster.nodes.clone(), replicas: cfg.cluster.replicas, me };
+    let store = NodeStore::open(&cfg.storage.path, layout)
+        .map_err(|e| format!("opening {}: {e}", cfg.storage.path.display()))?;
     let peers = cfg
         .cluster
         .nodes

@@ -89,11 +89,8 @@ async fn answer(node: &Arc<Node>, req: Request) -> Result<Response, StoreError> 
                 keys.filter_map(|k| store.get(&k).ok().flatten().map(|s| (k, Some(s.cell), None))).collect(),
             )
         }
-        // Both read every record: off the async workers.
-        Request::Digests { peer } => {
-            let n = node.clone();
-            Response::Digests(blocking(move || digests(&n, &peer)).await?.0)
-        }
+        Request::Digests { peer } => Response::Digests(digests(node, &peer)?.0),
+        // Reads every record: off the async workers.
         Request::Keys { peer, buckets } => {
             let n = node.clone();
             Response::Keys(blocking(move || keys(&n, &peer, &buckets)).await?)
@@ -156,17 +153,10 @@ fn search(node: &Node, f: &QFilter, p: &QPage) -> Vec<String> {
     scan.finish(p).0
 }
 
-/// Digests of the keys this node shares with `peer`.
+/// Digests of the keys this node shares with `peer`, kept by the writer.
 pub fn digests(node: &Node, peer: &str) -> Result<Digests, StoreError> {
-    let (me, them) = node.pair(peer)?;
-    let mut d = Digests::default();
-    for kv in node.store.trees.cells.iter() {
-        let (k, v) = kv.map_err(|e| StoreError::Index(e.to_string()))?;
-        if shared(&k, &node.nodes, node.replicas, me, them) {
-            d.add(&k, &super::store::Stored::decode(&v)?.cell);
-        }
-    }
-    Ok(d)
+    let (_, them) = node.pair(peer)?;
+    Ok(node.store.digests.lock().unwrap()[them].clone())
 }
 
 /// Keys and fingerprints this node shares with `peer` in `buckets`.

@@ -7,6 +7,7 @@
 use super::writer::{Job, Writer};
 use crate::cluster::codec::{Dec, Enc};
 use crate::cluster::core::cell::{Applied, Cell, kind};
+use crate::cluster::core::repair::{Digests, bucket};
 use crate::cluster::wire::{Item, Release};
 use crate::store::embedded::qindex::QIndex;
 use crate::store::embedded::spool::Spool;
@@ -65,8 +66,38 @@ pub struct Trees {
     pub file: Arc<std::fs::File>,
 }
 
+/// Where this node sits in the cluster: what its digests are about.
+#[derive(Clone)]
+pub struct Layout {
+    pub nodes: Vec<String>,
+    pub replicas: usize,
+    pub me: usize,
+}
+
+impl Layout {
+    /// Folds a change of `key` (old copy out, new copy in) into the
+    /// digests of every peer that also owns it.
+    pub fn fold(&self, digests: &mut [Digests], key: &[u8], old: Option<&Cell>, new: Option<&Cell>) {
+        let fp = |c: Option<&Cell>| c.map_or(0, |c| c.fingerprint(key));
+        let delta = fp(old) ^ fp(new);
+        if delta == 0 {
+            return;
+        }
+        let owners = crate::cluster::core::placement::owners(key, &self.nodes, self.replicas);
+        if !owners.contains(&self.me) {
+            return;
+        }
+        for p in owners.into_iter().filter(|p| *p != self.me) {
+            digests[p].0[bucket(key)] ^= delta;
+        }
+    }
+}
+
 pub struct NodeStore {
     pub trees: Trees,
+    /// Per peer: digests of the keys both own, kept current by the writer,
+    /// so an anti-entropy round costs nothing when nothing differs.
+    pub digests: Arc<std::sync::Mutex<Vec<Digests>>>,
     readers: Arc<Readers>,
     tx: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
     pub index: Arc<RwLock<QIndex>>,
@@ -75,7 +106,7 @@ pub struct NodeStore {
 }
 
 impl NodeStore {
-    pub fn open(path: &Path) -> Result<NodeStore, StoreError> {
+    pub fn open(path: &Path, layout: Layout) -> Result<NodeStore, StoreError> {
         let db = crate::store::embedded::open_sled(&path.join("index"))?;
         let trees = Trees {
             cells: db.open_tree("cells").map_err(index_err)?,
@@ -83,15 +114,24 @@ impl NodeStore {
             file: Arc::new(std::fs::File::open(path.join("index").join("db"))?),
             db,
         };
-        let (live, index) = scan(&trees)?;
+        let (live, index, digests) = scan(&trees, &layout)?;
+        let digests = Arc::new(std::sync::Mutex::new(digests));
         let (spool, _) = Spool::open(&path.join("spool"), live)?;
         let readers = spool.readers.clone();
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicU64::new(0));
-        let writer = Writer { rx, spool, trees: trees.clone(), index: index.clone(), queued: queued.clone() };
+        let writer = Writer {
+            rx,
+            spool,
+            trees: trees.clone(),
+            index: index.clone(),
+            queued: queued.clone(),
+            layout,
+            digests: digests.clone(),
+        };
         std::thread::Builder::new().name("mxgate-node-store".into()).spawn(move || writer.run())?;
-        Ok(NodeStore { trees, readers, tx: std::sync::Mutex::new(Some(tx)), index, queued })
+        Ok(NodeStore { trees, digests, readers, tx: std::sync::Mutex::new(Some(tx)), index, queued })
     }
 
     async fn send<T>(&self, job: Job, wait: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
@@ -162,13 +202,18 @@ impl NodeStore {
     }
 }
 
-/// At start: live bodies per spool segment, and the quarantine index.
-fn scan(trees: &Trees) -> Result<(HashMap<u64, usize>, QIndex), StoreError> {
+type Scanned = (HashMap<u64, usize>, QIndex, Vec<Digests>);
+
+/// At start: live bodies per spool segment, the quarantine index and the
+/// anti-entropy digests.
+fn scan(trees: &Trees, layout: &Layout) -> Result<Scanned, StoreError> {
     let mut live: HashMap<u64, usize> = HashMap::new();
     let mut recs = Vec::new();
+    let mut digests = vec![Digests::default(); layout.nodes.len()];
     for kv in trees.cells.iter() {
         let (k, v) = kv.map_err(index_err)?;
         let s = Stored::decode(&v)?;
+        layout.fold(&mut digests, &k, None, Some(&s.cell));
         if let Some(loc) = s.loc {
             *live.entry(loc.segment).or_default() += 1;
         }
@@ -181,5 +226,5 @@ fn scan(trees: &Trees) -> Result<(HashMap<u64, usize>, QIndex), StoreError> {
             }
         }
     }
-    Ok((live, QIndex::load(recs.into_iter())))
+    Ok((live, QIndex::load(recs.into_iter()), digests))
 }

@@ -31,6 +31,8 @@ pub struct Writer {
     pub trees: Trees,
     pub index: Arc<RwLock<QIndex>>,
     pub queued: Arc<AtomicU64>,
+    pub layout: super::store::Layout,
+    pub digests: Arc<std::sync::Mutex<Vec<crate::cluster::core::repair::Digests>>>,
 }
 
 enum Reply {
@@ -47,6 +49,8 @@ struct Batch {
     staged: HashMap<Vec<u8>, Option<Stored>>,
     pushed: Vec<Location>,
     quarantine: Vec<(bool, QRecord)>,
+    /// Changed keys with the copy before and after, for the digests.
+    folds: Vec<(Vec<u8>, Option<Cell>, Option<Cell>)>,
 }
 
 impl Writer {
@@ -163,6 +167,7 @@ impl Writer {
         {
             b.quarantine.push((old.is_none(), rec));
         }
+        b.folds.push((key.clone(), old.map(|s| s.cell), Some(cell.clone())));
         let stored = Stored { cell, loc };
         b.cells.insert(key.clone(), stored.encode());
         b.staged.insert(key, Some(stored));
@@ -202,9 +207,10 @@ impl Writer {
             }
             b.hints.remove(hint_key(owner, &key));
             if drop_copies {
-                if let Some(loc) = cur.and_then(|s| s.loc) {
+                if let Some(loc) = cur.as_ref().and_then(|s| s.loc) {
                     self.spool.unref(loc);
                 }
+                b.folds.push((key.clone(), cur.map(|s| s.cell), None));
                 b.cells.remove(key.clone());
                 b.staged.insert(key, None);
             }
@@ -224,6 +230,11 @@ impl Writer {
         match &r {
             Ok(()) => {
                 self.spool.committed();
+                let mut d = self.digests.lock().unwrap();
+                for (key, old, new) in b.folds.drain(..) {
+                    self.layout.fold(&mut d, &key, old.as_ref(), new.as_ref());
+                }
+                drop(d);
                 let mut ix = self.index.write().unwrap();
                 for (new, rec) in b.quarantine.drain(..) {
                     if new { ix.put(&rec) } else { ix.changed(&rec) }
