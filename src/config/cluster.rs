@@ -70,6 +70,15 @@ pub struct Node {
     /// How often this node compares its records with each peer.
     #[serde(default = "repair_interval", with = "humantime_serde")]
     pub repair_interval: Duration,
+    /// Removed queue entries are remembered (as tombstones) this long, so
+    /// a copy that missed the removal cannot bring the message back. A
+    /// node away longer than this must be wiped before it rejoins.
+    #[serde(default = "tombstone_ttl", with = "humantime_serde")]
+    pub tombstone_ttl: Duration,
+}
+
+fn tombstone_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn repair_interval() -> Duration {
@@ -133,6 +142,9 @@ pub fn validate(c: &Cluster) -> Result<(), Invalid> {
 
 pub fn validate_node(c: &NodeConfig) -> Result<(), Invalid> {
     validate(&c.cluster)?;
+    if c.node.repair_interval.is_zero() || c.node.tombstone_ttl.is_zero() {
+        return Err(("node.repair_interval", "repair_interval and tombstone_ttl must be longer than 0s".into()));
+    }
     if !c.cluster.nodes.iter().any(|n| n == c.node.name()) {
         return Err((
             "node.name",

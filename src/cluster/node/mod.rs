@@ -6,6 +6,7 @@
 mod repair;
 mod serve;
 pub mod store;
+mod tidy;
 pub(crate) mod writer;
 
 use super::client::Client;
@@ -31,6 +32,8 @@ pub struct Node {
     catching_up: AtomicBool,
     min_free: u64,
     repair_interval: std::time::Duration,
+    tidy_interval: std::time::Duration,
+    tombstone_ttl: std::time::Duration,
 }
 
 impl Node {
@@ -90,6 +93,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, String> {
         catching_up: AtomicBool::new(true),
         min_free: cfg.storage.min_free,
         repair_interval: cfg.node.repair_interval,
+        tidy_interval: cfg.node.repair_interval * 6,
+        tombstone_ttl: cfg.node.tombstone_ttl,
     });
     let listener =
         TcpListener::bind(&cfg.node.listen).await.map_err(|e| format!("node.listen {}: {e}", cfg.node.listen))?;
@@ -98,6 +103,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, String> {
     tokio::spawn(accept(node.clone(), listener, sec));
     tokio::spawn(repair::handoff_loop(node.clone()));
     tokio::spawn(repair::anti_entropy_loop(node.clone()));
+    tokio::spawn(tidy::tidy_loop(node.clone()));
     Ok(Running { node, addr })
 }
 

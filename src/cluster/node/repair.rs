@@ -118,11 +118,15 @@ async fn anti_entropy(node: &Node, peer_name: &str, peer: &Client) -> Result<usi
                 Response::Cells(c) => c,
                 _ => return Err(CallError::Node("unexpected answer to Get".into())),
             };
+            // A tombstone past its time is being purged everywhere: pulling
+            // it back would keep it alive between the peers' purges.
+            let cutoff = super::tidy::now_micros().saturating_sub(node.tombstone_ttl.as_micros() as u64);
             let items: Vec<Item> = cells
                 .into_iter()
                 .filter_map(|(key, cell, body)| {
                     Some(Item { key, cell: cell?, cond: Cond::Merge, hint_for: None, body })
                 })
+                .filter(|i| !(i.cell.dead && i.cell.ver < cutoff))
                 .collect();
             pulled += items.len();
             node.store.put(items).await.map_err(local)?;
