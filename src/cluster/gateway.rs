@@ -176,7 +176,6 @@ impl Cluster {
     ) -> Result<Vec<Applied>, StoreError> {
         let nodes = self.nodes.clone();
         self.write(&key.clone(), cond == Cond::Advance, move |s: Send| {
-            let cond = if s.hint_for.is_some() { Cond::Merge } else { cond };
             let hint_for = s.hint_for.map(|o| nodes[o].clone());
             Request::Put(vec![Item { key: key.clone(), cell: cell.clone(), cond, hint_for, body: body.clone() }])
         })

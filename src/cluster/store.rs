@@ -127,7 +127,7 @@ impl ClusterStore {
             Request::Release(Release {
                 qkey: qkey.clone(),
                 qcell: qcell.clone(),
-                cond: if s.hint_for.is_some() { Cond::Merge } else { Cond::Advance },
+                cond: Cond::Advance,
                 hint_for: s.hint_for.map(|o| nodes[o].clone()),
                 key: key(kind::QUEUE, &entry.id),
                 entry: ecell.clone(),

@@ -26,7 +26,11 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Write {
     prefs: Vec<NodeId>,
+    replicas: usize,
     quorum: usize,
+    /// Owners only, never stand-ins: for conditional writes (a release),
+    /// whose quorums must overlap so that two of them cannot both win.
+    strict: bool,
     /// Nodes asked so far (each at most once).
     used: Vec<NodeId>,
     pending: Vec<Send>,
@@ -43,14 +47,39 @@ impl Write {
         quorum: usize,
         up: impl Fn(NodeId) -> bool,
     ) -> (Write, Vec<Send>) {
-        let mut w = Write { prefs, quorum, used: Vec::new(), pending: Vec::new(), acked: 0, done: false };
+        Self::plan(prefs, replicas, quorum, false, up)
+    }
+
+    /// Plans a write that only owners may take (no stand-ins, no hints):
+    /// any two such writes that succeed share an owner when
+    /// `2 * quorum > replicas`, and that owner takes only one of them.
+    pub fn start_strict(
+        prefs: Vec<NodeId>,
+        replicas: usize,
+        quorum: usize,
+        up: impl Fn(NodeId) -> bool,
+    ) -> (Write, Vec<Send>) {
+        Self::plan(prefs, replicas, quorum, true, up)
+    }
+
+    fn plan(
+        prefs: Vec<NodeId>,
+        replicas: usize,
+        quorum: usize,
+        strict: bool,
+        up: impl Fn(NodeId) -> bool,
+    ) -> (Write, Vec<Send>) {
+        let mut w =
+            Write { prefs, replicas, quorum, strict, used: Vec::new(), pending: Vec::new(), acked: 0, done: false };
         let owners: Vec<NodeId> = w.prefs.iter().copied().take(replicas).collect();
-        // Owners are never stand-ins for one another.
-        w.used = owners.clone();
         let mut sends = Vec::new();
-        for owner in owners {
-            let send = if up(owner) { Some(Send { to: owner, hint_for: None }) } else { w.stand_in(owner, &up) };
-            if let Some(s) = send {
+        for owner in owners.iter().copied().filter(|o| up(*o)) {
+            w.used.push(owner);
+            sends.push(Send { to: owner, hint_for: None });
+        }
+        let down: Vec<NodeId> = owners.into_iter().filter(|o| !w.used.contains(o)).collect();
+        for owner in down {
+            if let Some(s) = w.stand_in(owner, &up) {
                 w.used.push(s.to);
                 sends.push(s);
             }
@@ -59,9 +88,20 @@ impl Write {
         (w, sends)
     }
 
-    /// The next healthy node past the owners, not yet used, for `owner`.
+    /// Who takes `owner`'s copy now: the owner itself when it is up and
+    /// was not asked yet (it may have come back), else the next healthy
+    /// node not asked yet, with a hint. Strict writes take no stand-ins.
     fn stand_in(&self, owner: NodeId, up: &impl Fn(NodeId) -> bool) -> Option<Send> {
-        let to = self.prefs.iter().copied().find(|n| !self.used.contains(n) && up(*n))?;
+        if !self.used.contains(&owner) && up(owner) {
+            return Some(Send { to: owner, hint_for: None });
+        }
+        if self.strict {
+            return None;
+        }
+        // Not another owner skipped as down, even if it is back: its own
+        // slot is held by its stand-in, and one node must not count twice.
+        let owners = &self.prefs[..self.replicas.min(self.prefs.len())];
+        let to = self.prefs.iter().copied().find(|n| !self.used.contains(n) && !owners.contains(n) && up(*n))?;
         Some(Send { to, hint_for: Some(owner) })
     }
 
@@ -146,6 +186,26 @@ mod tests {
         assert_eq!(w.outcome(), Some(Outcome::Unavailable));
         let (mut w, _) = Write::start(vec![2, 0, 1], 2, 2, |n| n != 1);
         assert_eq!(w.fail(2, |n| n != 1).1, Some(Outcome::Unavailable));
+    }
+
+    #[test]
+    fn an_owner_back_in_the_view_takes_the_place_of_a_lost_stand_in() {
+        let (mut w, sends) = Write::start(vec![0, 2, 1], 2, 2, |n| n != 0);
+        assert_eq!(sends, vec![Send { to: 2, hint_for: None }, Send { to: 1, hint_for: Some(0) }]);
+        let (sends, out) = w.fail(1, |n| n != 1);
+        assert_eq!(sends, vec![Send { to: 0, hint_for: None }]);
+        assert_eq!(out, None);
+        assert_eq!(w.ack(2), None);
+        assert_eq!(w.ack(0), Some(Outcome::Durable));
+    }
+
+    #[test]
+    fn strict_writes_use_owners_only() {
+        let (w, sends) = Write::start_strict(vec![0, 2, 1], 2, 2, |n| n != 0);
+        assert_eq!(sends, vec![Send { to: 2, hint_for: None }]);
+        assert_eq!(w.outcome(), Some(Outcome::Unavailable));
+        let (mut w, _) = Write::start_strict(vec![0, 2, 1], 2, 2, |_| true);
+        assert_eq!(w.fail(0, |n| n != 0), (Vec::new(), Some(Outcome::Unavailable)));
     }
 
     #[test]
