@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod cluster;
 pub mod dns;
 pub mod downstream;
 pub mod http;
