@@ -5,7 +5,7 @@
 use super::client::{CallError, Client};
 use super::core::NodeId;
 use super::core::cell::{Applied, Cell, Cond, newest};
-use super::core::health::{Health, NodeHealth, Probe};
+use super::core::health::{Health, NodeHealth, Probe, State};
 use super::core::placement::preference;
 use super::core::write::{Outcome, Send, Write};
 use super::tls::Security;
@@ -114,13 +114,15 @@ impl Cluster {
                 let was = h.writable(n);
                 h.probe_ok(n, self.now_ms(), p);
                 if !was {
-                    tracing::info!(node = %self.nodes[n], "storage node is back in service");
+                    tracing::info!(node = %self.nodes[n], "storage node in service");
                 }
             }
             Ok(_) => h.failed(n, "unexpected answer to a probe"),
             Err(e) => {
                 if h.writable(n) {
                     tracing::warn!(node = %self.nodes[n], error = %e, "storage node taken out of service");
+                } else if h.nodes[n].state == State::Unknown {
+                    tracing::warn!(node = %self.nodes[n], error = %e, "storage node not reachable");
                 }
                 h.failed(n, &e.to_string());
             }

@@ -143,6 +143,17 @@ impl ClusterStore {
         Ok(Some(Changed::Done(new)))
     }
 
+    /// A write that failed may still have reached some nodes; the sender
+    /// was told 451 and will send again, so that copy must not be
+    /// delivered (or listed) later. A tombstone goes wherever it can.
+    async fn undo(&self, k: Vec<u8>, e: StoreError) -> StoreError {
+        let cell = Cell { dead: true, ..self.cell(u8::MAX, false, Vec::new()) };
+        if let Err(again) = self.cluster.put(k.clone(), cell, Cond::Merge, None).await {
+            tracing::warn!(key = %String::from_utf8_lossy(&k), error = %again, "could not withdraw a partial write");
+        }
+        e
+    }
+
     async fn audit_entry(&self, entry: AuditEntry) -> Result<(), StoreError> {
         // Time first, so a reverse scan lists the newest first.
         let id = format!("{:020}{}", self.cluster.version(), self.cluster.name);
@@ -173,8 +184,11 @@ impl ClusterStore {
 impl Store for ClusterStore {
     fn enqueue(&self, entry: QueueEntry, body: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let cell = self.cell(0, true, json(&entry));
-            self.cluster.put(key(kind::QUEUE, &entry.id), cell, Cond::Merge, Some(body)).await.map(|_| ())
+            let (k, cell) = (key(kind::QUEUE, &entry.id), self.cell(0, true, json(&entry)));
+            match self.cluster.put(k.clone(), cell, Cond::Merge, Some(body)).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.undo(k, e).await),
+            }
         })
     }
 
@@ -231,8 +245,11 @@ impl Store for ClusterStore {
 
     fn quarantine(&self, rec: QRecord, body: Vec<u8>) -> BoxFut<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let cell = self.cell(rank(&rec), true, json(&rec));
-            self.cluster.put(key(kind::QUARANTINE, &rec.id), cell, Cond::Merge, Some(body)).await.map(|_| ())
+            let (k, cell) = (key(kind::QUARANTINE, &rec.id), self.cell(rank(&rec), true, json(&rec)));
+            match self.cluster.put(k.clone(), cell, Cond::Merge, Some(body)).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.undo(k, e).await),
+            }
         })
     }
 

@@ -203,8 +203,10 @@ impl Queue {
             Ok(Some(e)) if e.state == EntryState::Queued => e,
             Ok(_) => return,
             Err(e) => {
-                tracing::error!(queue_id = %id, error = %e, "cannot read queue entry");
-                return self.schedule(id.to_string(), crate::time::now() + 60);
+                // A store that is briefly unreachable (a cluster losing its
+                // quorum) is usually back within seconds.
+                tracing::error!(queue_id = %id, error = %e, "cannot read queue entry; retrying in 5s");
+                return self.schedule(id.to_string(), crate::time::now() + 5);
             }
         };
         // In a cluster another gateway may own this message: one deliverer
@@ -213,8 +215,8 @@ impl Queue {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                tracing::warn!(queue_id = %id, error = %e, "cannot check the delivery claim; retrying in 60s");
-                return self.schedule(id.to_string(), crate::time::now() + 60);
+                tracing::warn!(queue_id = %id, error = %e, "cannot check the delivery claim; retrying in 5s");
+                return self.schedule(id.to_string(), crate::time::now() + 5);
             }
         }
         entry.attempts += 1;
