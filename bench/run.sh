@@ -31,6 +31,8 @@
 #   BENCH_SKIP_RSS=1         skip the idle-connection RSS test
 #   BENCH_SKIP_QUARANTINE=1  skip the quarantine benchmark (bench/quarantine.sh,
 #                            run last; its own knobs are BENCH_Q_*)
+#   BENCH_SKIP_CLUSTER=1     skip the cluster benchmark (bench/cluster.sh,
+#                            run last; its own knobs are BENCH_C_*)
 #   BENCH_PROBE_INTERVAL     seconds between latency probes             [0.1]
 #   BENCH_RUN_TIMEOUT        seconds allowed for one load run           [300]
 #   BENCH_QUIET_WAIT         before each run, wait up to this many seconds for
@@ -682,6 +684,12 @@ main() {
     log "quarantine benchmark (bench/quarantine.sh)"
     BENCH_QUICK=$QUICK BENCH_DIR="$BENCH_DIR/quarantine" MXGATE_BIN="$MXGATE_BIN" BENCH_SESSIONS=$SESSIONS \
       BENCH_MX_PORT=$MX_PORT BENCH_ADMIN_PORT=$ADMIN_PORT bash "$HERE/quarantine.sh" || { ((rc != 0)) || rc=2; }
+  fi
+  # The cluster benchmark: its own gateway, storage nodes, figures and results file.
+  if [[ "${BENCH_SKIP_CLUSTER:-0}" != 1 && -x "$MXGATE_BIN" ]]; then
+    log "cluster benchmark (bench/cluster.sh)"
+    BENCH_QUICK=$QUICK BENCH_DIR="$BENCH_DIR/cluster" MXGATE_BIN="$MXGATE_BIN" BENCH_SESSIONS=$SESSIONS \
+      BENCH_SKIP_INSTALL=1 bash "$HERE/cluster.sh" || { ((rc != 0)) || rc=2; }
   fi
   if ((rc != 0)); then
     BENCH_KEEP=1
