@@ -70,7 +70,7 @@ pub struct Sim {
 }
 
 fn every(now: u64, period: u64) -> bool {
-    period > 0 && now % period == 0
+    period > 0 && now.is_multiple_of(period)
 }
 
 impl Sim {
