@@ -25,14 +25,16 @@ impl std::error::Error for ConfigError {}
 
 /// Reads, overrides from the environment and validates.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let cfg: Config = read(path)?;
+    let cfg: Config = read(path, None)?;
     validate(&cfg).map_err(|(key, message)| ConfigError { file: path.to_owned(), key: Some(key.into()), message })?;
     Ok(cfg)
 }
 
 /// A storage node's file (`mxgate storage`), read the same way.
 pub fn load_node(path: &Path) -> Result<NodeConfig, ConfigError> {
-    let cfg: NodeConfig = read(path)?;
+    // A storage node takes only its own sections from the environment: a
+    // shell or host that also runs a gateway has MXGATE_SMTP__... set.
+    let cfg: NodeConfig = read(path, Some(&["NODE", "STORAGE", "CLUSTER", "LOG"]))?;
     super::cluster::validate_node(&cfg).map_err(|(key, message)| ConfigError {
         file: path.to_owned(),
         key: Some(key.into()),
@@ -41,15 +43,19 @@ pub fn load_node(path: &Path) -> Result<NodeConfig, ConfigError> {
     Ok(cfg)
 }
 
-fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+fn read<T: serde::de::DeserializeOwned>(path: &Path, sections: Option<&[&str]>) -> Result<T, ConfigError> {
     if !path.is_file() {
         let message = "cannot read the file (missing or not a regular file)".into();
         return Err(ConfigError { file: path.to_owned(), key: None, message });
     }
     // Only MXGATE_<SECTION>__<KEY> variables configure the gateway; others
     // with the prefix (MXGATE_ADMIN_URL for the CLI) are not config keys.
+    let ours = |k: &str| {
+        let section = k.strip_prefix("MXGATE_").and_then(|r| r.split("__").next()).unwrap_or("");
+        sections.is_none_or(|s| s.contains(&section))
+    };
     let vars: config::Map<String, String> =
-        std::env::vars().filter(|(k, _)| k.starts_with("MXGATE_") && k.contains("__")).collect();
+        std::env::vars().filter(|(k, _)| k.starts_with("MXGATE_") && k.contains("__") && ours(k)).collect();
     let env = config::Environment::with_prefix("MXGATE")
         .source(Some(vars))
         .prefix_separator("_")
