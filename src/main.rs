@@ -11,13 +11,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match cli.command {
-        Cmd::CheckConfig { config } => match mxgate::config::load(&config) {
-            Ok(_) => {
-                println!("{}: configuration OK", config.display());
-                ExitCode::SUCCESS
+        Cmd::CheckConfig { config } => {
+            // A file with a [node] section configures a storage node.
+            let text = std::fs::read_to_string(&config).unwrap_or_default();
+            let checked = match text.lines().any(|l| l.trim() == "[node]") {
+                true => mxgate::config::load_node(&config).map(drop),
+                false => mxgate::config::load(&config).map(drop),
+            };
+            match checked {
+                Ok(()) => {
+                    println!("{}: configuration OK", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
             }
-            Err(e) => fail(&e.to_string()),
-        },
+        }
         Cmd::Serve { config } => match mxgate::config::load(&config) {
             Ok(cfg) => {
                 init_logging(&cfg.log);

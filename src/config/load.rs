@@ -85,6 +85,11 @@ fn split_error(path: &Path, e: config::ConfigError) -> ConfigError {
     if let Some(k) = &key {
         text = text.replace(&format!(" for key `{k}`"), "");
     }
+    // "missing configuration field \"a.b\"": a required key.
+    if let Some(k) = text.strip_prefix("missing configuration field \"").and_then(|r| r.split('"').next()) {
+        key = Some(k.to_string());
+        text = "required, but missing".into();
+    }
     // serde's "unknown field `x`" names the section; name the whole key.
     if let Some(field) = text.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
         let full = match &key {
