@@ -71,13 +71,17 @@ fn init_logging(log: &Log) {
     }
 }
 
-async fn serve(cfg: Config) -> ExitCode {
+/// Starts something, runs it until SIGTERM or SIGINT, then stops it.
+async fn until_signal<R, F: std::future::Future<Output = Result<R, String>>>(
+    start: F,
+    stop: impl AsyncFnOnce(R),
+) -> ExitCode {
     // Handlers first: a SIGTERM that arrives while starting must not kill
     // the process before it can shut down cleanly.
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let running = match mxgate::server::start(cfg).await {
+    let running = match start.await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -88,27 +92,19 @@ async fn serve(cfg: Config) -> ExitCode {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
-    running.shutdown().await;
+    stop(running).await;
     ExitCode::SUCCESS
 }
 
+async fn serve(cfg: Config) -> ExitCode {
+    until_signal(mxgate::server::start(cfg), async |running| running.shutdown().await).await
+}
+
 async fn storage(cfg: NodeConfig) -> ExitCode {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let running = match mxgate::cluster::node::start(cfg).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            return fail(&e);
+    until_signal(mxgate::cluster::node::start(cfg), async |running: mxgate::cluster::node::Running| {
+        if let Err(e) = running.node.store.close().await {
+            tracing::error!(error = %e, "flushing the store failed");
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-    if let Err(e) = running.node.store.close().await {
-        tracing::error!(error = %e, "flushing the store failed");
-    }
-    ExitCode::SUCCESS
+    })
+    .await
 }

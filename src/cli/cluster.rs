@@ -1,20 +1,13 @@
 //! `mxgate cluster status` against the admin API.
 
-use super::http::request;
-use super::queue::{resolve, s};
+use super::queue::{json_call, resolve, s};
 use super::{ClusterAction, Target};
 use serde_json::Value;
 
 pub async fn run(action: ClusterAction, target: Target) -> Result<(), String> {
     let ClusterAction::Status = action;
     let (url, token) = resolve(&target)?;
-    let resp = request(&url, "GET", "/api/v1/cluster", token.as_deref()).await?;
-    let v: Value =
-        serde_json::from_str(&resp.body).map_err(|_| format!("HTTP {}: {}", resp.status, resp.body.trim()))?;
-    if resp.status != 200 {
-        let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed");
-        return Err(format!("{msg} (HTTP {})", resp.status));
-    }
+    let v = json_call(&url, "GET", "/api/v1/cluster", token.as_deref()).await?;
     if target.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(());

@@ -12,13 +12,7 @@ pub async fn run(action: QueueAction, target: Target) -> Result<(), String> {
         QueueAction::Retry { id } => ("POST", format!("/api/v1/queue/{id}/retry")),
         QueueAction::Delete { id } => ("DELETE", format!("/api/v1/queue/{id}")),
     };
-    let resp = request(&url, method, &path, token.as_deref()).await?;
-    let v: Value =
-        serde_json::from_str(&resp.body).map_err(|_| format!("HTTP {}: {}", resp.status, resp.body.trim()))?;
-    if resp.status != 200 {
-        let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed");
-        return Err(format!("{msg} (HTTP {})", resp.status));
-    }
+    let v = json_call(&url, method, &path, token.as_deref()).await?;
     if target.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(());
@@ -29,6 +23,18 @@ pub async fn run(action: QueueAction, target: Target) -> Result<(), String> {
         _ => println!("{}: {}", s(&v["id"]), s(&v["result"])),
     }
     Ok(())
+}
+
+/// One API call whose answer is JSON; a non-200 answer is its error text.
+pub async fn json_call(url: &str, method: &str, path: &str, token: Option<&str>) -> Result<Value, String> {
+    let resp = request(url, method, path, token).await?;
+    let v: Value =
+        serde_json::from_str(&resp.body).map_err(|_| format!("HTTP {}: {}", resp.status, resp.body.trim()))?;
+    if resp.status != 200 {
+        let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed");
+        return Err(format!("{msg} (HTTP {})", resp.status));
+    }
+    Ok(v)
 }
 
 /// The admin URL and token: flags and environment over the config file.

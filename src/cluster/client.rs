@@ -5,12 +5,11 @@
 //! reconnects.
 
 use super::tls::Security;
-use super::wire::{Request, Response, read_frame, write_frame};
+use super::wire::{Request, Response, pump, read_frame};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
@@ -54,21 +53,12 @@ impl Client {
         }
         let stream = self.sec.connect(&self.addr).await.map_err(CallError::Unreachable)?;
         let (mut rd, wr) = tokio::io::split(stream);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let d = dead.clone();
         tokio::spawn(async move {
-            let mut wr = BufWriter::with_capacity(256 * 1024, wr);
-            while let Some(frame) = rx.recv().await {
-                let mut ok = write_frame(&mut wr, &frame).await.is_ok();
-                while ok && let Ok(more) = rx.try_recv() {
-                    ok = write_frame(&mut wr, &more).await.is_ok();
-                }
-                if !ok || wr.flush().await.is_err() {
-                    break;
-                }
-            }
+            pump(rx, wr).await;
             d.store(true, Ordering::Relaxed);
         });
         let (p2, d2) = (pending.clone(), dead.clone());

@@ -284,6 +284,21 @@ impl Response {
     }
 }
 
+/// Writes the frames sent on `rx` to `w`, coalescing what is queued into
+/// one flush, until `rx` closes or a write fails.
+pub async fn pump(mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, w: impl AsyncWrite + Unpin) {
+    let mut w = tokio::io::BufWriter::with_capacity(256 * 1024, w);
+    while let Some(frame) = rx.recv().await {
+        let mut ok = write_frame(&mut w, &frame).await.is_ok();
+        while ok && let Ok(more) = rx.try_recv() {
+            ok = write_frame(&mut w, &more).await.is_ok();
+        }
+        if !ok || w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
 pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), payload: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4 + payload.len());
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());

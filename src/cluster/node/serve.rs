@@ -5,28 +5,16 @@
 use super::Node;
 use crate::cluster::core::repair::{Digests, bucket, shared};
 use crate::cluster::tls::ServerStream;
-use crate::cluster::wire::{CellItem, NodeStatus, Request, Response, read_frame, write_frame};
+use crate::cluster::wire::{CellItem, NodeStatus, Request, Response, pump, read_frame};
 use crate::store::embedded::qindex::Scan;
 use crate::store::{QFilter, QPage, StoreError};
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 pub async fn connection(node: Arc<Node>, stream: ServerStream) {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        let mut wr = BufWriter::with_capacity(256 * 1024, wr);
-        while let Some(frame) = rx.recv().await {
-            let mut ok = write_frame(&mut wr, &frame).await.is_ok();
-            while ok && let Ok(more) = rx.try_recv() {
-                ok = write_frame(&mut wr, &more).await.is_ok();
-            }
-            if !ok || wr.flush().await.is_err() {
-                break;
-            }
-        }
-    });
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(pump(rx, wr));
     loop {
         let frame = match read_frame(&mut rd).await {
             Ok(Some(f)) => f,
