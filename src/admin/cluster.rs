@@ -2,6 +2,7 @@
 //! as each node reports itself (for `mxgate cluster status`).
 
 use super::AdminState;
+use crate::cluster::core::health::State as NodeState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,8 +15,9 @@ pub async fn status(State(s): State<Arc<AdminState>>) -> Response {
         let msg = "this gateway runs single-node (no [cluster] section)";
         return (StatusCode::NOT_FOUND, Json(json!({ "error": msg }))).into_response();
     };
-    let health = c.health();
     let reports = c.statuses().await;
+    // One snapshot after the nodes answered, so states and `writable` agree.
+    let health = c.health();
     let nodes: Vec<_> = c
         .nodes
         .iter()
@@ -49,7 +51,7 @@ pub async fn status(State(s): State<Arc<AdminState>>) -> Response {
             })
         })
         .collect();
-    let writable = c.writable_count();
+    let writable = health.iter().filter(|h| matches!(h.state, NodeState::Up | NodeState::CatchingUp)).count();
     Json(json!({
         "gateway": c.name,
         "replicas": c.replicas,

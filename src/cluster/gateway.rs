@@ -88,14 +88,22 @@ impl Cluster {
         }
     }
 
-    /// Probes every node each interval; a probe that fails or times out
-    /// takes the node out until one answers.
+    /// Probes every node each interval, each on its own: a node that does
+    /// not answer must not delay the others' probes (their answers would
+    /// look stale, and healthy nodes be taken out with the dead one).
     async fn probe_loop(self: Arc<Self>, every: Duration) {
+        for n in 0..self.clients.len() {
+            let c = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    c.probe(n).await;
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
         loop {
-            let probes = (0..self.clients.len()).map(|n| self.probe(n));
-            futures_util::future::join_all(probes).await;
+            tokio::time::sleep(every / 2).await;
             self.health.lock().unwrap().tick(self.now_ms());
-            tokio::time::sleep(every).await;
         }
     }
 
