@@ -18,12 +18,18 @@
 //! admin (HTTP: /healthz, /readyz, /api/v1/queue) <-- cli (`mxgate queue ...`)
 //! ```
 //!
+//! With `[cluster]`, `store::Store` is `cluster::store::ClusterStore`: every
+//! record goes to `write_quorum` storage nodes (`mxgate storage`,
+//! `cluster::node`) over TLS, and the replication rules live in the pure
+//! `cluster::core` (see `cluster` for its map).
+//!
 //! # Modules
 //! - [`config`]: typed TOML + environment configuration, validated once.
 //! - [`smtp`]: the protocol without I/O.
 //! - [`inbound`]: the SMTP server.
 //! - [`pipeline`]: scanning stages, the policy that turns their symbols into an action, verdict headers.
 //! - [`store`]: the storage trait, the embedded backend and its conformance suite.
+//! - [`cluster`]: storage nodes, the replication core and the cluster backend.
 //! - [`queue`]: scheduling, delivery, routing, recipient verification, DSNs.
 //! - [`admin`]: the admin HTTP API; [`cli`]: the command line that talks to it.
 //! - [`server`]: starts and stops everything.
