@@ -31,6 +31,8 @@ pub struct Cluster {
     clock: AtomicU64,
     /// Queued messages this gateway took over from a silent one.
     pub taken_over: AtomicU64,
+    /// When this gateway's heartbeat was last stored (ms since start).
+    last_beat: AtomicU64,
 }
 
 /// A write that could not reach `write_quorum` nodes: SMTP says 451.
@@ -63,6 +65,7 @@ impl Cluster {
             started: Instant::now(),
             clock: AtomicU64::new(0),
             taken_over: AtomicU64::new(0),
+            last_beat: AtomicU64::new(0),
         });
         futures_util::future::join_all((0..c.clients.len()).map(|n| c.probe(n))).await;
         tokio::spawn(c.clone().probe_loop(cfg.probe_interval));
@@ -154,6 +157,18 @@ impl Cluster {
             n.inflight = c.inflight.load(Ordering::Relaxed);
         }
         h
+    }
+
+    /// Records a stored heartbeat.
+    pub fn beat(&self) {
+        self.last_beat.store(self.now_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// True while this gateway's lease is surely its own: its last
+    /// heartbeat was stored less than half a lease ago.
+    pub fn lease_fresh(&self) -> bool {
+        let last = self.last_beat.load(Ordering::Relaxed);
+        last > 0 && self.now_ms().saturating_sub(last) < self.lease.as_millis() as u64 / 2
     }
 
     /// Waits until `write_quorum` nodes answer, saying so every 5 s.

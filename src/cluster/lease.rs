@@ -20,7 +20,7 @@ use std::time::Duration;
 impl ClusterStore {
     pub fn start(cluster: Arc<super::gateway::Cluster>) -> ClusterStore {
         tokio::spawn(heartbeat(cluster.clone()));
-        ClusterStore { cluster }
+        ClusterStore { cluster, mine: Default::default() }
     }
 
     /// True when `owner`'s heartbeat is younger than the lease.
@@ -40,12 +40,18 @@ impl ClusterStore {
     }
 
     pub(super) async fn claim_entry(&self, id: String) -> Result<bool, StoreError> {
+        // Written or claimed here, and this gateway's lease is kept alive
+        // by its heartbeat: nobody else may take it.
+        if self.cluster.lease_fresh() && self.mine.lock().unwrap().contains(&id) {
+            return Ok(true);
+        }
         let k = key(kind::QUEUE, &id);
         let Some((cell, _)) = self.cluster.get(&k, false).await? else { return Ok(false) };
         if cell.dead {
             return Ok(false);
         }
         if cell.owner == self.cluster.name {
+            self.mine.lock().unwrap().insert(id);
             return Ok(true);
         }
         if self.alive(&cell.owner).await? {
@@ -59,6 +65,7 @@ impl ClusterStore {
         let won = now.is_some_and(|(c, _)| !c.dead && c.owner == self.cluster.name);
         if won {
             tracing::warn!(queue_id = %id, from = %from, "took over a message from a silent gateway");
+            self.mine.lock().unwrap().insert(id);
         }
         Ok(won)
     }
@@ -107,8 +114,9 @@ async fn heartbeat(cluster: Arc<super::gateway::Cluster>) {
             has_body: false,
             data: Vec::new(),
         };
-        if let Err(e) = cluster.put(key(kind::GATEWAY, &cluster.name), cell, Cond::Merge, None).await {
-            tracing::warn!(error = %e, "cannot renew this gateway's lease");
+        match cluster.put(key(kind::GATEWAY, &cluster.name), cell, Cond::Merge, None).await {
+            Ok(_) => cluster.beat(),
+            Err(e) => tracing::warn!(error = %e, "cannot renew this gateway's lease"),
         }
         tokio::time::sleep(every).await;
     }

@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 pub struct ClusterStore {
     pub cluster: Arc<Cluster>,
+    /// Queued messages this gateway wrote or claimed itself and still
+    /// holds: their claim needs no read before each delivery attempt.
+    pub(super) mine: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 pub(crate) fn key(kind: u8, id: &str) -> Vec<u8> {
@@ -186,7 +189,10 @@ impl Store for ClusterStore {
         Box::pin(async move {
             let (k, cell) = (key(kind::QUEUE, &entry.id), self.cell(0, true, json(&entry)));
             match self.cluster.put(k.clone(), cell, Cond::Merge, Some(body)).await {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    self.mine.lock().unwrap().insert(entry.id);
+                    Ok(())
+                }
                 Err(e) => Err(self.undo(k, e).await),
             }
         })
@@ -238,6 +244,7 @@ impl Store for ClusterStore {
                 return Err(StoreError::NotFound(id));
             }
             // A tombstone: it beats every copy, so the entry never returns.
+            self.mine.lock().unwrap().remove(&id);
             let cell = Cell { dead: true, ..self.cell(0, false, Vec::new()) };
             self.cluster.put(k, cell, Cond::Merge, None).await.map(|_| ())
         })

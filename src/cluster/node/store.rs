@@ -114,9 +114,12 @@ impl NodeStore {
             file: Arc::new(std::fs::File::open(path.join("index").join("db"))?),
             db,
         };
-        let (live, index, digests) = scan(&trees, &layout)?;
+        let (live, index, mut digests) = scan(&trees, &layout)?;
+        let (mut spool, last) = Spool::open(&path.join("spool"), live)?;
+        if let Some(last) = last {
+            drop_torn(&trees, &mut spool, last, &layout, &mut digests)?;
+        }
         let digests = Arc::new(std::sync::Mutex::new(digests));
-        let (spool, _) = Spool::open(&path.join("spool"), live)?;
         let readers = spool.readers.clone();
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel();
@@ -200,6 +203,36 @@ impl NodeStore {
         self.tx.lock().unwrap().take();
         r
     }
+}
+
+/// Records whose body is in the last segment of the previous run and does
+/// not read back whole were being written when the node stopped: never
+/// acknowledged, so they are dropped (their other copies stand).
+fn drop_torn(
+    trees: &Trees,
+    spool: &mut Spool,
+    last: u64,
+    layout: &Layout,
+    digests: &mut [Digests],
+) -> Result<(), StoreError> {
+    let mut torn = Vec::new();
+    for kv in trees.cells.iter() {
+        let (k, v) = kv.map_err(index_err)?;
+        let s = Stored::decode(&v)?;
+        if let Some(loc) = s.loc.filter(|l| l.segment == last)
+            && spool.read(&String::from_utf8_lossy(&k), loc).is_err()
+        {
+            torn.push((k, s.cell, loc));
+        }
+    }
+    for (k, cell, loc) in torn {
+        tracing::warn!(key = %String::from_utf8_lossy(&k), "dropping a record whose body was cut short by a crash");
+        trees.cells.remove(&k).map_err(index_err)?;
+        spool.forget(loc);
+        layout.fold(digests, &k, Some(&cell), None);
+    }
+    trees.db.flush().map_err(index_err)?;
+    Ok(())
 }
 
 type Scanned = (HashMap<u64, usize>, QIndex, Vec<Digests>);

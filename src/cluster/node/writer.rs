@@ -219,12 +219,20 @@ impl Writer {
     }
 
     fn commit(&mut self, b: &mut Batch) -> Result<(), StoreError> {
-        let synced = self.spool.appender.write().and_then(|()| self.spool.appender.sync());
-        let r = synced.map_err(StoreError::Io).and_then(|_| {
+        // One disk cache flush per batch, as in the embedded store: the
+        // spool bytes and sled's log are written first (sled flushes with
+        // sync_file_range, which leaves them in the disk's cache), then the
+        // spool's fdatasync flushes the cache for both. A crash before it
+        // can leave a record whose body is torn; it was never acknowledged,
+        // and `NodeStore::open` drops it (see `drop_torn`).
+        let r = self.spool.appender.write().map_err(StoreError::Io).and_then(|()| {
             self.trees.cells.apply_batch(std::mem::take(&mut b.cells)).map_err(index_err)?;
             self.trees.hints.apply_batch(std::mem::take(&mut b.hints)).map_err(index_err)?;
             self.trees.db.flush().map_err(index_err)?;
-            self.trees.file.sync_data()?;
+            if !self.spool.appender.sync()? {
+                // Nothing new in the spool (a status change, a tombstone).
+                self.trees.file.sync_data()?;
+            }
             Ok(())
         });
         match &r {
