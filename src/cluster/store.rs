@@ -84,20 +84,7 @@ impl ClusterStore {
         audit: AuditEntry,
     ) -> Result<Option<Changed>, StoreError> {
         let Some(old) = self.record(&id).await? else { return Ok(None) };
-        let drops_body = matches!(to, QStatus::Deleted | QStatus::Expired);
-        // Expiry of a released message drops its body but keeps `released`.
-        let to = if to == QStatus::Expired && old.status == QStatus::Released { QStatus::Released } else { to };
-        let same = old.status == to;
-        let allowed = (old.status.can_become(to) && to != QStatus::Released) || (drops_body && same && old.has_body);
-        if !allowed {
-            return Ok(Some(Changed::Refused(old)));
-        }
-        let mut new = old.clone();
-        new.status = to;
-        if !same {
-            new.changed = Some(actor);
-        }
-        new.has_body &= !drops_body;
+        let Some(new) = old.changed_to(to, actor) else { return Ok(Some(Changed::Refused(old))) };
         if !self.advance(&new).await? {
             let now = self.record(&id).await?.unwrap_or(old);
             return Ok(Some(Changed::Refused(now)));

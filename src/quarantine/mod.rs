@@ -216,14 +216,11 @@ impl Quarantine {
     }
 
     /// Runs the expiry sweep every `every`, each run bounded by `budget`.
-    pub fn spawn_sweep(&self, every: std::time::Duration, budget: usize, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub fn spawn_sweep(&self, every: std::time::Duration, budget: usize, stop: tokio::sync::watch::Receiver<bool>) {
         let q = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+        repeat(every, stop, move || {
+            let q = q.clone();
+            async move {
                 if let Err(e) = q.expire(crate::time::now(), budget).await {
                     tracing::warn!(error = %e, "quarantine expiry sweep failed; it runs again later");
                 }
@@ -233,14 +230,11 @@ impl Quarantine {
 
     /// Re-reads the allow list every `every`: other gateways of a cluster
     /// change it too.
-    pub fn spawn_allow_refresh(&self, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub fn spawn_allow_refresh(&self, every: std::time::Duration, stop: tokio::sync::watch::Receiver<bool>) {
         let q = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+        repeat(every, stop, move || {
+            let q = q.clone();
+            async move {
                 match q.store.allow_list().await {
                     Ok(list) => q.allowed.replace(list),
                     Err(e) => tracing::debug!(error = %e, "cannot re-read the allow list; keeping the current one"),
@@ -248,6 +242,23 @@ impl Quarantine {
             }
         });
     }
+}
+
+/// Runs `job` every `every` until `stop` turns true.
+fn repeat<F, Fut>(every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>, job: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            job().await;
+        }
+    });
 }
 
 /// The queue entry a release creates: the original envelope and id.

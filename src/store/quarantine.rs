@@ -88,6 +88,30 @@ pub struct QRecord {
     pub has_body: bool,
 }
 
+impl QRecord {
+    /// The record after a change to `to` by `actor`, or `None` when the
+    /// lattice forbids it. Every backend applies this one rule:
+    /// `released` is reached only through a release (which also queues);
+    /// `deleted` and `expired` drop the body; expiry of a released message
+    /// drops its body but keeps `released` and who released it.
+    pub fn changed_to(&self, to: QStatus, actor: Actor) -> Option<QRecord> {
+        let drops_body = matches!(to, QStatus::Deleted | QStatus::Expired);
+        let to = if to == QStatus::Expired && self.status == QStatus::Released { QStatus::Released } else { to };
+        let same = self.status == to;
+        let allowed = (self.status.can_become(to) && to != QStatus::Released) || (drops_body && same && self.has_body);
+        if !allowed {
+            return None;
+        }
+        let mut new = self.clone();
+        new.status = to;
+        if !same {
+            new.changed = Some(actor);
+        }
+        new.has_body &= !drops_body;
+        Some(new)
+    }
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -29,8 +29,6 @@ pub struct NodeHealth {
     /// The node's own load figure (requests in its write queue).
     pub load: u64,
     pub records: u64,
-    /// Records other nodes hold for it (hints) when it was last asked.
-    pub behind: u64,
     pub last_error: Option<String>,
 }
 
@@ -43,7 +41,6 @@ impl Default for NodeHealth {
             inflight: 0,
             load: 0,
             records: 0,
-            behind: 0,
             last_error: None,
         }
     }

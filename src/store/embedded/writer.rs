@@ -177,26 +177,14 @@ impl Writer {
         audit: AuditEntry,
     ) -> Result<Option<Changed>, StoreError> {
         let Some(old) = self.qlocate(b, id)? else { return Ok(None) };
-        let drops_body = matches!(to, QStatus::Deleted | QStatus::Expired);
-        // Expiry of a released message drops its body but keeps `released`.
-        let to = if to == QStatus::Expired && old.rec.status == QStatus::Released { QStatus::Released } else { to };
-        let same = old.rec.status == to;
-        // `released` is reached only through `release`, which also queues.
-        let allowed =
-            (old.rec.status.can_become(to) && to != QStatus::Released) || (drops_body && same && old.loc.is_some());
-        if !allowed {
-            return Ok(Some(Changed::Refused(old.rec)));
-        }
+        let Some(rec) = old.rec.changed_to(to, actor) else { return Ok(Some(Changed::Refused(old.rec))) };
         let mut new = old.clone();
-        new.rec.status = to;
-        if !same {
-            // Dropping a released message's body keeps who released it.
-            new.rec.changed = Some(actor);
-        }
-        if drops_body && let Some(loc) = new.loc.take() {
+        if !rec.has_body
+            && let Some(loc) = new.loc.take()
+        {
             self.qspool.unref(loc);
-            new.rec.has_body = false;
         }
+        new.rec = rec;
         b.restore.push(old);
         b.changed.push(new.rec.clone());
         self.audit(b, &audit);
