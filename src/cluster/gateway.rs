@@ -210,21 +210,26 @@ impl Cluster {
     /// Runs one quorum write of the requests `make` builds per target.
     /// Returns what each acknowledging node did.
     ///
-    /// With `primary_first`, the first target answers before the others
-    /// are asked, and a conditional write it refuses goes no further: every
-    /// gateway with the same view of the cluster asks the same node first,
-    /// so that node serialises racing status changes (two releases of one
-    /// message) instead of each owner picking a different winner.
+    /// A `conditional` write (a status change that must happen once) goes
+    /// to owners only, so any two of them meet on some owner
+    /// (`Write::start_strict`), and the first owner answers before the
+    /// others are asked: a write it refuses goes no further. Every gateway
+    /// with the same view of the cluster asks the same node first, so that
+    /// node serialises racing releases instead of each owner picking a
+    /// different winner.
     pub async fn write(
         &self,
         key: &[u8],
-        primary_first: bool,
+        conditional: bool,
         make: impl Fn(Send) -> Request,
     ) -> Result<Vec<Applied>, StoreError> {
         let prefs = preference(key, &self.nodes);
         let (mut w, mut sends) = {
             let h = self.health.lock().unwrap();
-            Write::start(prefs, self.replicas, self.quorum, |n| h.writable(n))
+            match conditional {
+                true => Write::start_strict(prefs, self.replicas, self.quorum, |n| h.writable(n)),
+                false => Write::start(prefs, self.replicas, self.quorum, |n| h.writable(n)),
+            }
         };
         if w.outcome() == Some(Outcome::Unavailable) {
             return Err(unavailable(self));
@@ -234,11 +239,11 @@ impl Cluster {
             let req = make(s);
             async move { (s.to, self.clients[s.to].call(&req, self.timeout).await) }
         };
-        let mut held = if primary_first && sends.len() > 1 { sends.split_off(1) } else { Vec::new() };
+        let mut held = if conditional && sends.len() > 1 { sends.split_off(1) } else { Vec::new() };
         sends.into_iter().for_each(|s| calls.push(call(s)));
         let mut applied = Vec::new();
         while let Some((node, r)) = calls.next().await {
-            if primary_first && matches!(&r, Ok(Response::Applied(a)) if a.contains(&Applied::Refused)) {
+            if conditional && matches!(&r, Ok(Response::Applied(a)) if a.contains(&Applied::Refused)) {
                 let Ok(Response::Applied(a)) = r else { unreachable!() };
                 return Ok(a);
             }
