@@ -50,3 +50,4 @@ pub mod smtp;
 pub mod store;
 pub mod time;
 pub mod tls;
+pub mod worker;

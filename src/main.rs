@@ -12,11 +12,15 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match cli.command {
         Cmd::CheckConfig { config } => {
-            // A file with a [node] section configures a storage node.
+            // A [node] section makes a storage node's file, [worker] a worker's.
             let text = std::fs::read_to_string(&config).unwrap_or_default();
-            let checked = match text.lines().any(|l| l.trim() == "[node]") {
-                true => mxgate::config::load_node(&config).map(drop),
-                false => mxgate::config::load(&config).map(drop),
+            let section = |name: &str| text.lines().any(|l| l.trim() == name);
+            let checked = if section("[node]") {
+                mxgate::config::load_node(&config).map(drop)
+            } else if section("[worker]") {
+                mxgate::config::load_worker(&config).map(drop)
+            } else {
+                mxgate::config::load(&config).map(drop)
             };
             match checked {
                 Ok(()) => {
@@ -37,6 +41,13 @@ fn main() -> ExitCode {
             Ok(cfg) => {
                 init_logging(&cfg.log);
                 rt.block_on(storage(cfg))
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        Cmd::Worker { config } => match mxgate::config::load_worker(&config) {
+            Ok(cfg) => {
+                init_logging(&cfg.log);
+                rt.block_on(until_signal(mxgate::worker::start(cfg), async |w: mxgate::worker::Running| w.stop()))
             }
             Err(e) => fail(&e.to_string()),
         },

@@ -58,6 +58,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let queue = Queue::start(cfg.clone(), store.clone(), dns).await.map_err(|e| format!("loading the queue: {e}"))?;
     let tls = crate::tls::server_config(&cfg)?;
     let pipeline = Arc::new(Pipeline::from_config(&cfg)?);
+    pipeline.start();
+    queue.set_pipeline(pipeline.clone());
     let quarantine = Quarantine::start(store.clone(), queue.clone(), pipeline.allowed().clone())
         .await
         .map_err(|e| format!("loading the quarantine: {e}"))?;

@@ -40,6 +40,11 @@ pub enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run a scanning worker: serve built-in stages to gateways.
+    Worker {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// The storage cluster as a running gateway sees it.
     Cluster {
         #[command(subcommand)]

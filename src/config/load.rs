@@ -43,6 +43,17 @@ pub fn load_node(path: &Path) -> Result<NodeConfig, ConfigError> {
     Ok(cfg)
 }
 
+/// A scanning worker's file (`mxgate worker`), read the same way.
+pub fn load_worker(path: &Path) -> Result<super::WorkerConfig, ConfigError> {
+    let cfg: super::WorkerConfig = read(path, Some(&["WORKER", "SCAN", "DNS", "LOG"]))?;
+    super::worker::validate_worker(&cfg).map_err(|(key, message)| ConfigError {
+        file: path.to_owned(),
+        key: Some(key.into()),
+        message,
+    })?;
+    Ok(cfg)
+}
+
 fn read<T: serde::de::DeserializeOwned>(path: &Path, sections: Option<&[&str]>) -> Result<T, ConfigError> {
     if !path.is_file() {
         let message = "cannot read the file (missing or not a regular file)".into();
@@ -188,8 +199,12 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     }
     c.scan.validate()?;
     c.policy.validate()?;
+    crate::pipeline::stage_def::validate(&c.pipeline.stage, &c.scan)?;
     // Each stage checks its own settings when it is built.
-    crate::pipeline::stages::build(c).map_err(|e| ("scan", e))?;
+    crate::pipeline::stages::build(c).map_err(|e| match e.strip_prefix("pipeline.stage ") {
+        Some(rest) => ("pipeline.stage", rest.to_string()),
+        None => ("scan", e),
+    })?;
     for ns in &c.dns.nameservers {
         crate::dns::parse_nameserver(ns).map_err(|e| ("dns.nameservers", e))?;
     }

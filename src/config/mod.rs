@@ -4,9 +4,11 @@
 
 mod cluster;
 mod load;
+mod worker;
 
 pub use cluster::{Cluster, Node, NodeConfig};
-pub use load::{ConfigError, load, load_node};
+pub use load::{ConfigError, load, load_node, load_worker};
+pub use worker::{SERVABLE, Worker, WorkerConfig};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -36,6 +38,9 @@ pub struct Config {
     pub scan: crate::pipeline::ScanConfig,
     #[serde(default)]
     pub policy: crate::pipeline::PolicyConfig,
+    /// `[[pipeline.stage]]`: remote workers, outside scanners, after-queue stages.
+    #[serde(default)]
+    pub pipeline: crate::pipeline::PipelineConfig,
     #[serde(default)]
     pub quarantine: Quarantine,
     /// Absent: single node, the embedded store. Present: the storage cluster.

@@ -10,7 +10,7 @@ use crate::queue::new_id;
 use crate::smtp::Reply;
 use crate::smtp::data::DataError;
 use crate::smtp::reply::replies;
-use crate::store::{EntryState, QRecord, QueueEntry, RcptStatus, Recipient};
+use crate::store::{AfterScan, EntryState, QRecord, QueueEntry, RcptStatus, Recipient};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The reply for content that broke a rule.
@@ -109,6 +109,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             next_attempt: now,
             last_error: None,
             verdict: Some(decision),
+            after_scan: match self.shared.pipeline.has_after_queue() {
+                true => AfterScan::Pending,
+                false => AfterScan::None,
+            },
         };
         let message_id = message_id(&body);
         log_queued(&entry, message_id.as_deref());

@@ -23,11 +23,14 @@ pub mod html;
 pub mod lists;
 pub mod message;
 pub mod policy;
+pub mod remote;
 pub mod stages;
+pub mod stage_def;
 
 pub use config::{OnError, ScanConfig};
-pub use finding::{Action, Decision, Findings, StageError, Symbol};
+pub use finding::{Action, Decision, Findings, StageError, Symbol, fmt_score};
 pub use policy::PolicyConfig;
+pub use stage_def::{Mode, PipelineConfig, StageDef};
 
 use crate::store::BoxFut;
 use futures_util::FutureExt;
@@ -76,13 +79,21 @@ pub struct Input<'a> {
 pub trait Stage: Send + Sync {
     fn name(&self) -> &'static str;
     fn check<'a>(&'a self, input: &'a Input<'a>) -> BoxFut<'a, Result<Findings, StageError>>;
+    /// Starts background work (a remote stage's health probes); called
+    /// once inside the runtime.
+    fn start(&self) {}
+    /// A remote stage's workers, for status.
+    fn workers(&self) -> Vec<remote::EndpointStatus> {
+        Vec::new()
+    }
 }
 
-/// A stage with its time limit, error policy and running totals.
+/// A stage with its time limit, error policy, mode and running totals.
 struct Slot {
     stage: Arc<dyn Stage>,
     timeout: Duration,
     on_error: OnError,
+    mode: Mode,
     nanos: AtomicU64,
     runs: AtomicU64,
 }
@@ -109,15 +120,45 @@ impl Pipeline {
             .into_iter()
             .map(|stage| {
                 let (timeout, on_error) = scan.rule(stage.name());
-                Slot { stage, timeout, on_error, nanos: AtomicU64::new(0), runs: AtomicU64::new(0) }
+                let mode = Mode::InSession;
+                Slot { stage, timeout, on_error, mode, nanos: AtomicU64::new(0), runs: AtomicU64::new(0) }
             })
             .collect();
         Pipeline { slots, limits: scan.limits.clone(), policy, allowed: Arc::default() }
     }
 
-    /// Builds the configured built-in stages.
+    /// Builds the configured stages: built-in, remote and adapters.
     pub fn from_config(cfg: &crate::config::Config) -> Result<Pipeline, String> {
-        Ok(Pipeline::new(stages::build(cfg)?, &cfg.scan, cfg.policy.clone()))
+        let p = Pipeline::new(stages::build(cfg)?, &cfg.scan, cfg.policy.clone());
+        Ok(p.with_defs(&cfg.pipeline.stage))
+    }
+
+    /// Applies `[[pipeline.stage]]`'s `timeout`, `on_error` and `mode`.
+    fn with_defs(mut self, defs: &[StageDef]) -> Pipeline {
+        for slot in &mut self.slots {
+            let Some(d) = defs.iter().find(|d| d.name == slot.stage.name()) else { continue };
+            let attempt = d.timeout.unwrap_or(slot.timeout);
+            // A remote stage bounds each attempt itself and retries once.
+            slot.timeout = if d.is_remote() { attempt * 2 + Duration::from_secs(1) } else { attempt };
+            slot.on_error = d.on_error.unwrap_or(slot.on_error);
+            slot.mode = d.mode;
+        }
+        self
+    }
+
+    /// Starts the stages' background work (health probes).
+    pub fn start(&self) {
+        self.slots.iter().for_each(|s| s.stage.start());
+    }
+
+    /// Every remote stage's workers.
+    pub fn workers(&self) -> Vec<remote::EndpointStatus> {
+        self.slots.iter().flat_map(|s| s.stage.workers()).collect()
+    }
+
+    /// True when some stage runs after the 250.
+    pub fn has_after_queue(&self) -> bool {
+        self.slots.iter().any(|s| s.mode == Mode::AfterQueue)
     }
 
     pub fn policy(&self) -> &PolicyConfig {
@@ -150,10 +191,31 @@ impl Pipeline {
         // A message past a parser limit that holds it anyway is not scanned
         // further: hostile structure must not cost more CPU than that.
         let held = symbols.iter().any(|s| self.policy.action_of(s) >= Some(Action::Quarantine));
-        let slots = if held { &[][..] } else { &self.slots[..] };
-        let input = Input { facts, raw, message: parsed.as_ref() };
+        let mode = if held { None } else { Some(Mode::InSession) };
+        self.scan(facts, raw, parsed.as_ref(), mode, symbols, Vec::new()).await
+    }
+
+    /// The after-queue stages, on a message the in-session stages passed:
+    /// their findings join `before`'s and the policy decides again.
+    pub async fn run_after(&self, facts: &Facts, raw: &[u8], before: Option<&Decision>) -> Decision {
+        let parsed = message::parse(raw);
+        let (symbols, auth) = before.map(|d| (d.symbols.clone(), d.auth_results.clone())).unwrap_or_default();
+        self.scan(facts, raw, parsed.as_ref(), Some(Mode::AfterQueue), symbols, auth).await
+    }
+
+    /// Runs the slots of `mode` (none for `None`) concurrently and decides.
+    async fn scan(
+        &self,
+        facts: &Facts,
+        raw: &[u8],
+        parsed: Option<&mail_parser::Message<'_>>,
+        mode: Option<Mode>,
+        mut symbols: Vec<Symbol>,
+        mut auth_results: Vec<String>,
+    ) -> Decision {
+        let slots: Vec<&Slot> = self.slots.iter().filter(|s| Some(s.mode) == mode).collect();
+        let input = Input { facts, raw, message: parsed };
         let results = futures_util::future::join_all(slots.iter().map(|s| run_slot(s, &input))).await;
-        let mut auth_results = Vec::new();
         for (slot, result) in slots.iter().zip(results) {
             match result {
                 Ok(f) => {
@@ -164,8 +226,9 @@ impl Pipeline {
             }
         }
         let d = self.policy.decide(symbols, auth_results);
+        let phase = if mode == Some(Mode::AfterQueue) { "after queue" } else { "in session" };
         tracing::info!(queue_id = %facts.queue_id, action = d.action.as_str(), score = d.score,
-            symbols = %d.symbol_list(), reason = %d.reason, "scanned");
+            symbols = %d.symbol_list(), reason = %d.reason, phase, "scanned");
         d
     }
 

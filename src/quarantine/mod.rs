@@ -292,6 +292,8 @@ fn queue_entry(rec: &QRecord, now: u64) -> QueueEntry {
             reason: rec.reason.clone(),
             auth_results: Vec::new(),
         }),
+        // Released by a person: the after-queue stages do not run again.
+        after_scan: crate::store::AfterScan::None,
     }
 }
 

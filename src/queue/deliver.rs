@@ -4,7 +4,7 @@
 use super::Ctx;
 use super::client::{BodyKind, Failure, RcptResults};
 use super::route::{self, NextHop};
-use crate::store::{QueueEntry, RcptStatus, StoreError};
+use crate::store::{AfterScan, QueueEntry, RcptStatus, StoreError};
 use std::collections::HashMap;
 
 /// Runs the attempt and records each recipient's outcome in `entry`.
@@ -24,6 +24,14 @@ pub async fn attempt(ctx: &Ctx, entry: &mut QueueEntry) {
             entry.last_error = Some(format!("reading the message: {e}"));
             return;
         }
+    };
+    // The after-queue stages' verdict replaces the in-session one in the
+    // headers (forged or earlier copies of ours are removed).
+    let body = match (&entry.verdict, entry.after_scan) {
+        (Some(d), AfterScan::Done) => {
+            crate::pipeline::headers::rewrite(&body, &ctx.cfg.smtp.hostname, d, &ctx.cfg.policy.subject_prefix)
+        }
+        _ => body,
     };
     for ((hop, domain), idx) in groups(ctx, entry) {
         let rcpts: Vec<String> = idx.iter().map(|&i| entry.recipients[i].address.clone()).collect();

@@ -66,6 +66,7 @@ pub fn build(entry: &QueueEntry, original: &[u8], hostname: &str, id: String) ->
         next_attempt: now,
         last_error: None,
         verdict: None,
+        after_scan: crate::store::AfterScan::None,
     };
     Some((dsn, body))
 }

@@ -2,6 +2,7 @@
 //! tasks, retries with exponential backoff, expires old messages and sends
 //! DSNs. Messages enter through `Queue::submit` right after they are stored.
 
+mod after;
 pub mod client;
 mod deliver;
 pub mod dsn;
@@ -10,7 +11,7 @@ pub mod route;
 pub mod verify;
 
 use crate::config::{Config, DownstreamTls};
-use crate::store::{EntryState, QueueEntry, RcptStatus, Store, StoreError};
+use crate::store::{AfterScan, EntryState, QueueEntry, RcptStatus, Store, StoreError};
 use hickory_resolver::TokioResolver;
 use pool::Pool;
 use std::collections::{BTreeSet, HashSet};
@@ -39,6 +40,8 @@ struct Inner {
     ready: mpsc::UnboundedSender<String>,
     inflight: Mutex<HashSet<String>>,
     workers: Arc<Semaphore>,
+    /// For the after-queue stages; set once the pipeline is built.
+    pipeline: std::sync::OnceLock<Arc<crate::pipeline::Pipeline>>,
 }
 
 /// A fresh queue id: time-ordered, unique across restarts and gateways.
@@ -76,6 +79,7 @@ impl Queue {
             ready,
             inflight: Mutex::default(),
             workers,
+            pipeline: Default::default(),
         });
         let q = Queue { inner };
         for e in q.inner.ctx.store.list().await? {
@@ -87,6 +91,11 @@ impl Queue {
         tokio::spawn(q.clone().timer());
         tokio::spawn(q.clone().adopt());
         Ok(q)
+    }
+
+    /// The pipeline whose after-queue stages run before delivery.
+    pub fn set_pipeline(&self, p: Arc<crate::pipeline::Pipeline>) {
+        let _ = self.inner.pipeline.set(p);
     }
 
     pub fn ctx(&self) -> &Ctx {
@@ -220,7 +229,24 @@ impl Queue {
             }
         }
         entry.attempts += 1;
+        if entry.after_scan == AfterScan::Pending
+            && let Some(p) = self.inner.pipeline.get()
+        {
+            match after::scan(ctx, p, &mut entry).await {
+                after::Next::Deliver => {}
+                after::Next::Held => return,
+                after::Next::Later(why) => {
+                    tracing::warn!(queue_id = %id, reason = %why, "after-queue scan failed; will retry");
+                    entry.last_error = Some(format!("after-queue scan: {why}"));
+                    return self.finished(id, entry).await;
+                }
+            }
+        }
         deliver::attempt(ctx, &mut entry).await;
+        self.finished(id, entry).await
+    }
+
+    async fn finished(&self, id: &str, entry: QueueEntry) {
         if let Err(e) = self.finish(entry).await {
             // Try again later rather than leave the message without a next
             // attempt; recipients already delivered may be sent twice then.

@@ -25,6 +25,7 @@ pub fn sample_entry(id: &str) -> QueueEntry {
         next_attempt: 0,
         last_error: None,
         verdict: None,
+        after_scan: crate::store::AfterScan::None,
     }
 }
 

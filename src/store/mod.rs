@@ -96,6 +96,28 @@ pub struct QueueEntry {
     /// What the scanning pipeline decided, with its symbols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::pipeline::Decision>,
+    /// Where the message is with the after-queue stages.
+    #[serde(default, skip_serializing_if = "AfterScan::is_none")]
+    pub after_scan: AfterScan,
+}
+
+/// The after-queue stages (`mode = "after_queue"`) of one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterScan {
+    /// None configured when it arrived, or released from the quarantine.
+    #[default]
+    None,
+    /// Still to run before the first delivery attempt.
+    Pending,
+    /// Passed: deliveries carry the verdict headers of the final decision.
+    Done,
+}
+
+impl AfterScan {
+    pub fn is_none(&self) -> bool {
+        *self == AfterScan::None
+    }
 }
 
 impl QueueEntry {

@@ -75,6 +75,7 @@ pub fn build(run: &Run, l: &Listing, id: String) -> (QueueEntry, Vec<u8>) {
         next_attempt: run.now,
         last_error: None,
         verdict: None,
+        after_scan: crate::store::AfterScan::None,
     };
     (entry, body)
 }

@@ -74,12 +74,12 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(cfg: &AuthConfig, methods: Methods, all: &crate::config::Config) -> Result<Auth, String> {
+    pub fn new(cfg: &AuthConfig, methods: Methods, nameservers: &[String], hostname: &str) -> Result<Auth, String> {
         if cfg.dns_timeout.is_zero() || cfg.timeout.is_zero() {
             return Err("scan.auth: dns_timeout and timeout must be longer than 0s".into());
         }
-        let dns = resolver::build(&all.dns.nameservers, cfg.dns_timeout)?;
-        Ok(Auth { methods, dns, hostname: all.smtp.hostname.clone(), cfg: cfg.clone() })
+        let dns = resolver::build(nameservers, cfg.dns_timeout)?;
+        Ok(Auth { methods, dns, hostname: hostname.to_string(), cfg: cfg.clone() })
     }
 
     async fn run(&self, input: &Input<'_>) -> Findings {
