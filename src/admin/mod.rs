@@ -36,6 +36,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(quarantine::routes())
         .merge(digest::api_routes())
         .route("/pipeline/stages", get(stage_times))
+        .route("/pipeline/workers", get(workers))
         .route("/cluster", get(cluster::status))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
@@ -66,6 +67,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 /// Time spent in each stage since start, for the benchmark and operators.
 async fn stage_times(State(s): State<Arc<AdminState>>) -> axum::Json<Vec<crate::pipeline::StageTime>> {
     axum::Json(s.pipeline.stage_times())
+}
+
+/// Every remote stage's workers: in service or not, load, last error.
+async fn workers(State(s): State<Arc<AdminState>>) -> axum::Json<Vec<crate::pipeline::remote::EndpointStatus>> {
+    axum::Json(s.pipeline.workers())
 }
 
 async fn ready(State(s): State<Arc<AdminState>>) -> Response {

@@ -103,7 +103,10 @@ impl Rspamd {
         let exchange = async {
             let resp = sender.send_request(req).await.map_err(|e| at(&e))?;
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_REPLY).collect().await.map_err(|e| at(&e))?;
+            let body = Limited::new(resp.into_body(), MAX_REPLY)
+                .collect()
+                .await
+                .map_err(|e| at(&format!("reading the reply (at most {MAX_REPLY} bytes): {e}")))?;
             Ok((status, body.to_bytes()))
         };
         tokio::pin!(exchange, conn);
