@@ -97,8 +97,9 @@ impl Handler {
             self.busy.fetch_add(1, Ordering::Relaxed);
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("busy: {} scans running", self.max_in_flight));
         }
+        // Released even when the caller hangs up and this future is dropped.
+        let _slot = Slot(&self.in_flight);
         let answer = self.scan_body(served, req).await;
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let counter = if answer.status() == StatusCode::OK { &self.served } else { &self.failed };
         counter.fetch_add(1, Ordering::Relaxed);
         answer
@@ -126,5 +127,13 @@ impl Handler {
             Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "the stage panicked"),
             Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("timed out after {:?}", served.timeout)),
         }
+    }
+}
+
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
