@@ -160,10 +160,11 @@ impl PolicyConfig {
 }
 
 /// Allow-listing trusts the sender, not what they send nor whom they claim
-/// to write for: attachment and MIME-limit verdicts, DMARC policies of the
-/// From domain, block lists and failed stages still apply.
+/// to write for: attachment, antivirus (ClamAV's viruses and limits) and
+/// MIME-limit verdicts, DMARC policies of the From domain, block lists and
+/// failed stages still apply. Spam verdicts (rspamd, SpamAssassin) do not.
 fn survives_allowlist(name: &str) -> bool {
-    ["ATTACHMENT_", "MIME_", "VIRUS_", "BLOCKLIST_", "DMARC_"].iter().any(|p| name.starts_with(p))
+    ["ATTACHMENT_", "MIME_", "VIRUS_", "CLAMAV_", "BLOCKLIST_", "DMARC_"].iter().any(|p| name.starts_with(p))
         || name.ends_with("_ERROR")
 }
 
@@ -218,6 +219,11 @@ mod tests {
             vec![],
         );
         assert_eq!(d.action, Action::Quarantine);
+        let allowed_ip = || sym("ALLOWLIST_IP", 0.0, None);
+        let d = p.decide(vec![allowed_ip(), sym("CLAMAV_VIRUS", 0.0, Some(Action::Quarantine))], vec![]);
+        assert_eq!(d.action, Action::Quarantine, "a virus from a trusted sender is still a virus");
+        let d = p.decide(vec![allowed_ip(), sym("SA_SPAM", 0.0, Some(Action::Quarantine))], vec![]);
+        assert_eq!(d.action, Action::Deliver, "allow-listing overrides spam verdicts");
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub fn client_config(t: &ClientTrust<'_>) -> Result<Arc<ClientConfig>, String> {
     Ok(Arc::new(cc))
 }
 
-fn roots(path: &PathBuf, key: &str) -> Result<RootCertStore, String> {
+fn roots(path: &std::path::Path, key: &str) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for c in load_certs(path)? {
         roots.add(c).map_err(|e| format!("{key}: {e}"))?;

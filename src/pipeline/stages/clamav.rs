@@ -39,8 +39,10 @@ impl Clamav {
         let mut conn = connect(&self.addr, "clamd").await?;
         // clamd answers an over-long stream early and closes (clamd(8),
         // INSTREAM), so a failed write may still leave an answer to read.
+        // The answer ends at `\0`: reading on could meet the reset that
+        // clamd's close of our unread chunks causes, and lose the answer.
         let sent = send_stream(&mut conn, raw).await;
-        let reply = read_bounded(&mut conn, MAX_REPLY, None, "clamd").await;
+        let reply = read_bounded(&mut conn, MAX_REPLY, Some(0), "clamd").await;
         let reply = match (sent, reply) {
             (_, Ok(r)) if !r.is_empty() => r,
             (Err(e), _) => return Err(StageError(format!("sending the message to clamd at {}: {e}", self.addr))),
@@ -128,7 +130,7 @@ mod tests {
         let r = symbols(b"stream: Eicar-Test-Signature FOUND\0", Action::Quarantine);
         assert_eq!(names(&r), [("CLAMAV_VIRUS", Some(Action::Quarantine))]);
         assert_eq!(r.unwrap()[0].reason, "clamd found Eicar-Test-Signature");
-        // All-match scanning reports each detection on its own line.
+        // Several results in one answer give a symbol each.
         let r = symbols(b"stream: A.B FOUND\0stream: C.D FOUND\0", Action::Quarantine);
         let reasons: Vec<String> = r.unwrap().into_iter().map(|s| s.reason).collect();
         assert_eq!(reasons, ["clamd found A.B", "clamd found C.D"]);
