@@ -150,13 +150,22 @@ impl ServerCertVerifier for Pinned {
         Err(rustls::Error::General("workers speak TLS 1.3 only".into()))
     }
 
+    /// The handshake must be signed by the pinned key itself: finding its
+    /// bytes in the certificate is not enough, since anyone can copy a
+    /// public key into a certificate of their own.
     fn verify_tls13_signature(
         &self,
         message: &[u8],
-        cert: &CertificateDer<'_>,
+        _: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
+        if dss.scheme != SignatureScheme::ED25519 {
+            return Err(rustls::Error::General("the worker did not sign with its Ed25519 key".into()));
+        }
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.0)
+            .verify(message, dss.signature())
+            .map(|_| HandshakeSignatureValid::assertion())
+            .map_err(|_| rustls::Error::General("the worker's handshake is not signed by the key derived from the secret".into()))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -180,5 +189,42 @@ mod tests {
         let name = ServerName::try_from("w").unwrap();
         assert!(v.verify_server_cert(&certs[0], &[], &name, &[], UnixTime::now()).is_ok());
         assert!(Pinned(pc).verify_server_cert(&certs[0], &[], &name, &[], UnixTime::now()).is_err());
+    }
+
+    /// Connects with the pinned verifier to a server presenting `certs`
+    /// signed with `key`.
+    async fn handshake(secret: &str, certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> bool {
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let client = client_config(&ClientTrust { stage: "t", secret: Some(secret), ca: None, cert: None, key: None });
+        let (a, b) = tokio::io::duplex(64 << 10);
+        let accept = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        tokio::spawn(async move { accept.accept(b).await.map(drop) });
+        let connect = tokio_rustls::TlsConnector::from(client.unwrap());
+        connect.connect(ServerName::try_from("w").unwrap(), a).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn only_the_holder_of_the_derived_key_passes() {
+        let secret = "0123456789abcdef";
+        let (certs, key) = derived_cert(secret).unwrap();
+        assert!(handshake(secret, certs, key).await);
+        // A key of one's own in a certificate that also carries the derived
+        // public key's bytes (as an extension): the bytes are public, the
+        // signature is not.
+        let (_, public) = derived_key(secret);
+        let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        spki.extend_from_slice(&public);
+        let mut params = rcgen::CertificateParams::new(vec!["w".to_string()]).unwrap();
+        params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], spki));
+        let own = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = params.self_signed(&own).unwrap();
+        assert!(memchr::memmem::find(cert.der(), &public).is_some(), "the forgery carries the key's bytes");
+        let key = PrivateKeyDer::try_from(own.serialize_der()).unwrap();
+        assert!(!handshake(secret, vec![cert.der().clone()], key).await, "a forged certificate must be refused");
     }
 }

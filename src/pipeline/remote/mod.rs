@@ -125,6 +125,8 @@ impl RemoteStage {
         for _ in 0..2 {
             let i = match self.pick(tried) {
                 Ok(i) => i,
+                // No other worker for the retry: the first error says why.
+                Err(_) if tried.is_some() => break,
                 Err(Unavailable::Full) => {
                     errors.push(format!("every worker is busy ({} scans each)", self.max_in_flight));
                     break;
@@ -220,11 +222,13 @@ impl Endpoint {
         };
         match failure {
             None => {
+                // A good probe brings a worker back, but does not excuse
+                // failing scans: only a good scan resets that count.
                 let mut h = self.health.lock().expect("health lock");
                 if h.state == State::Down {
                     tracing::info!(stage, worker = %self.addr, "worker back in service");
+                    h.succeeded();
                 }
-                h.succeeded();
             }
             Some((how, e)) => self.note_failure(stage, how, e),
         }

@@ -66,7 +66,7 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Stage>>, String> {
     }
     for d in defs {
         if d.is_remote() {
-            out.push(Arc::new(RemoteStage::new(d, cfg.scan.rule(&d.name).0)?) as Arc<dyn Stage>);
+            out.push(Arc::new(RemoteStage::new(d, d.timeout.unwrap_or(cfg.scan.rule(&d.name).0))?) as Arc<dyn Stage>);
         } else if d.is_adapter() {
             out.push(adapter(d)?);
         }
