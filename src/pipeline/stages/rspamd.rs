@@ -19,10 +19,6 @@ use hyper::Request;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// rspamd's reply is a few KiB; anything near this is not rspamd.
@@ -37,7 +33,8 @@ pub struct Rspamd {
     authority: String,
     /// `{path of url}/checkv2`.
     path: String,
-    password: Option<String>,
+    /// Marked sensitive so that it stays out of debug output.
+    password: Option<HeaderValue>,
     weight: f64,
     spam_action: Action,
 }
@@ -57,7 +54,7 @@ impl Rspamd {
             addr,
             authority: authority.to_string(),
             path: format!("{}/checkv2", base.trim_end_matches('/')),
-            password: def.password.clone(),
+            password: def.password.as_deref().map(password).transpose()?,
             weight: def.weight,
             spam_action: def.spam_action,
         })
@@ -87,7 +84,7 @@ impl Rspamd {
         }
         add("Queue-Id", &f.queue_id);
         if let Some(p) = &self.password {
-            add("Password", p);
+            b = b.header("Password", p.clone());
         }
         b.body(Full::new(Bytes::copy_from_slice(input.raw)))
             .map_err(|e| StageError(format!("rspamd: cannot build the request: {e}")))
@@ -99,7 +96,7 @@ impl Rspamd {
         let stream = TcpStream::connect(&self.addr)
             .await
             .map_err(|e| StageError(format!("cannot connect to rspamd at {}: {e}", self.addr)))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(Io(stream)).await.map_err(|e| at(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| at(&e))?;
         let exchange = async {
             let resp = sender.send_request(req).await.map_err(|e| at(&e))?;
             let status = resp.status();
@@ -156,6 +153,14 @@ fn split_url(url: &str) -> Result<(&str, &str), String> {
         return Err(format!("pipeline.stage `rspamd`: `url` {url} needs a host, such as http://127.0.0.1:11333"));
     }
     Ok((authority, path))
+}
+
+fn password(p: &str) -> Result<HeaderValue, String> {
+    let mut v = HeaderValue::from_str(p).map_err(|_| {
+        "pipeline.stage `rspamd`: `password` must be printable text (no control characters)".to_string()
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 /// Whether `host:port` or `[v6]:port` names a port.
@@ -238,42 +243,6 @@ fn reason(name: &str, options: &[String]) -> String {
     format!("rspamd {name}: {}", quoted.join(", "))
 }
 
-/// tokio's socket as hyper's I/O (hyper 1 has its own traits).
-struct Io(TcpStream);
-
-impl hyper::rt::Read for Io {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        let mut chunk = [0u8; 8192];
-        let n = buf.remaining().min(chunk.len());
-        let mut rb = ReadBuf::new(&mut chunk[..n]);
-        match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => {
-                buf.put_slice(rb.filled());
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
-    }
-}
-
-impl hyper::rt::Write for Io {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +276,8 @@ mod tests {
         assert_eq!(e, "pipeline.stage `rspamd`: `url` is required, such as http://127.0.0.1:11333");
         let e = Rspamd::new(&def(Some("https://127.0.0.1:11333"), serde_json::json!({}))).err().unwrap();
         assert!(e.contains("https is not supported"), "{e}");
+        let e = Rspamd::new(&def(Some("http://h:1"), serde_json::json!({"password": "a\nb"}))).err().unwrap();
+        assert!(e.contains("`password`"), "{e}");
         for bad in ["127.0.0.1:11333", "http://", "http:///checkv2", "http://user@host"] {
             let e = Rspamd::new(&def(Some(bad), serde_json::json!({}))).err().unwrap();
             assert!(e.contains("`url`") && e.contains(bad), "{bad}: {e}");
