@@ -24,8 +24,8 @@ pub mod lists;
 pub mod message;
 pub mod policy;
 pub mod remote;
-pub mod stages;
 pub mod stage_def;
+pub mod stages;
 
 pub use config::{OnError, ScanConfig};
 pub use finding::{Action, Decision, Findings, StageError, Symbol, fmt_score};

@@ -53,7 +53,13 @@ pub async fn scan(ctx: &Ctx, pipeline: &Pipeline, entry: &mut QueueEntry) -> Nex
 
 /// Quarantine first, then drop the queue entry: a crash in between leaves
 /// the entry, which is scanned and held again.
-async fn hold(ctx: &Ctx, e: &QueueEntry, facts: &Facts, d: &crate::pipeline::Decision, body: &[u8]) -> Result<(), StoreError> {
+async fn hold(
+    ctx: &Ctx,
+    e: &QueueEntry,
+    facts: &Facts,
+    d: &crate::pipeline::Decision,
+    body: &[u8],
+) -> Result<(), StoreError> {
     let cfg = &ctx.cfg;
     let body = headers::rewrite(body, &cfg.smtp.hostname, d, &cfg.policy.subject_prefix);
     let arrival = Arrival {

@@ -73,7 +73,12 @@ pub async fn start(cfg: WorkerConfig) -> Result<Running, String> {
     Ok(Running { addr, handler, stop })
 }
 
-async fn accept(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, h: Arc<Handler>, mut stop: watch::Receiver<bool>) {
+async fn accept(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    h: Arc<Handler>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {

@@ -56,7 +56,10 @@ impl Handler {
                 let stage = protocol::scan_stage(p).unwrap_or_default().to_string();
                 self.scan(&stage, req).await
             }
-            _ => error(StatusCode::NOT_FOUND, "no such endpoint: this worker speaks protocol v1 (/v1/scan/{stage}, /v1/health, /v1/load)"),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: this worker speaks protocol v1 (/v1/scan/{stage}, /v1/health, /v1/load)",
+            ),
         })
     }
 
@@ -89,7 +92,10 @@ impl Handler {
     async fn scan(&self, name: &str, req: Request<Incoming>) -> Answer {
         let Some(served) = self.stages.get(name) else {
             let known: Vec<&str> = self.stages.keys().copied().collect();
-            return error(StatusCode::NOT_FOUND, format!("stage `{name}` is not served here; served: {}", known.join(", ")));
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("stage `{name}` is not served here; served: {}", known.join(", ")),
+            );
         };
         // Backpressure: past the bound the caller tries another worker.
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {

@@ -137,7 +137,9 @@ impl ServerCertVerifier for Pinned {
         spki.extend_from_slice(&self.0);
         match memchr::memmem::find(cert.as_ref(), &spki) {
             Some(_) => Ok(ServerCertVerified::assertion()),
-            None => Err(rustls::Error::General("the worker's key is not the one derived from the stage's secret".into())),
+            None => {
+                Err(rustls::Error::General("the worker's key is not the one derived from the stage's secret".into()))
+            }
         }
     }
 
@@ -165,7 +167,9 @@ impl ServerCertVerifier for Pinned {
         ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.0)
             .verify(message, dss.signature())
             .map(|_| HandshakeSignatureValid::assertion())
-            .map_err(|_| rustls::Error::General("the worker's handshake is not signed by the key derived from the secret".into()))
+            .map_err(|_| {
+                rustls::Error::General("the worker's handshake is not signed by the key derived from the secret".into())
+            })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -43,7 +43,8 @@ impl Conn {
 
     async fn connect(&self) -> Result<Sender, CallError> {
         let unreachable = |e: String| CallError::Unreachable(e);
-        let tcp = TcpStream::connect(&self.addr).await.map_err(|e| unreachable(format!("connect {}: {e}", self.addr)))?;
+        let tcp =
+            TcpStream::connect(&self.addr).await.map_err(|e| unreachable(format!("connect {}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(self.name.clone(), tcp)

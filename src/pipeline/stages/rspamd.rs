@@ -96,7 +96,8 @@ impl Rspamd {
         let stream = TcpStream::connect(&self.addr)
             .await
             .map_err(|e| StageError(format!("cannot connect to rspamd at {}: {e}", self.addr)))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| at(&e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| at(&e))?;
         let exchange = async {
             let resp = sender.send_request(req).await.map_err(|e| at(&e))?;
             let status = resp.status();
