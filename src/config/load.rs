@@ -96,6 +96,12 @@ fn split_error(path: &Path, e: config::ConfigError) -> ConfigError {
     if let Some(k) = &key {
         text = text.replace(&format!(" for key `{k}`"), "");
     }
+    // In an array of tables it writes `pipeline.stage[0]mode`.
+    key = key.map(|k| k.replace("]", "].").replace("].[", "][").trim_end_matches('.').to_string());
+    // Its wording for a bad enum value names no choices; serde's does.
+    if let Some(v) = text.split("does not have variant constructor ").nth(1) {
+        text = format!("`{v}` is not one of the allowed values");
+    }
     // "missing configuration field \"a.b\"": a required key.
     if let Some(k) = text.strip_prefix("missing configuration field \"").and_then(|r| r.split('"').next()) {
         key = Some(k.to_string());
@@ -107,8 +113,15 @@ fn split_error(path: &Path, e: config::ConfigError) -> ConfigError {
             Some(k) => format!("{k}.{field}"),
             None => field.to_string(),
         };
-        let env = format!("MXGATE_{}", full.to_uppercase().replace('.', "__"));
-        text = format!("unknown key (in the file, or from the environment as {env}); {}", &text["unknown ".len()..]);
+        let rest = &text["unknown ".len()..];
+        text = match full.contains('[') {
+            // A table in an array has no environment variable.
+            true => format!("unknown key; {rest}"),
+            false => {
+                let env = format!("MXGATE_{}", full.to_uppercase().replace('.', "__"));
+                format!("unknown key (in the file, or from the environment as {env}); {rest}")
+            }
+        };
         key = Some(full);
     }
     ConfigError { file: path.to_owned(), key, message: text }

@@ -9,6 +9,7 @@ pub mod downstream;
 pub mod http;
 pub mod mime;
 pub mod process;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
