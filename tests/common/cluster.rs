@@ -210,6 +210,11 @@ pub fn mail(tag: &str) -> String {
 
 /// One transaction on an open session (after EHLO).
 pub async fn send(c: &mut Client, tag: &str) -> Sent {
+    send_message(c, &mail(tag)).await
+}
+
+/// One transaction with `content` on an open session (after EHLO).
+pub async fn send_message(c: &mut Client, content: &str) -> Sent {
     for cmd in ["MAIL FROM:<a@sender.test>", "RCPT TO:<b@example.test>", "DATA"] {
         let r = c.say_soft(cmd).await;
         match r.as_bytes().first() {
@@ -223,7 +228,7 @@ pub async fn send(c: &mut Client, tag: &str) -> Sent {
             _ => panic!("{cmd}: unexpected {r:?}"),
         }
     }
-    c.send_soft(&format!("{}.\r\n", mail(tag))).await;
+    c.send_soft(&format!("{content}.\r\n")).await;
     let r = c.reply().await;
     match r.as_bytes().first() {
         Some(b'2') => Sent::Queued(r.trim().rsplit(' ').next().unwrap().to_string()),

@@ -3,7 +3,6 @@
 //! fails, an HTTPS client for the protocol, and the `[[pipeline.stage]]`
 //! tables that point a gateway at them.
 
-use super::client::Client;
 use super::cluster::{Daemon, Sent, session};
 use super::downstream::Received;
 use super::http::Resp;
@@ -358,29 +357,7 @@ pub async fn check_config(dir: &Path, file: &str, text: &str) -> (bool, String, 
 }
 
 /// One transaction with `content` on an open session (after EHLO).
-pub async fn send(c: &mut Client, content: &str) -> Sent {
-    for cmd in ["MAIL FROM:<a@sender.test>", "RCPT TO:<b@example.test>", "DATA"] {
-        let r = c.say_soft(cmd).await;
-        match r.as_bytes().first() {
-            Some(b'2' | b'3') => {}
-            Some(b'4') => {
-                c.send_soft("RSET\r\n").await;
-                let _ = c.reply().await;
-                return Sent::Tempfail { reply: r, after_data: false };
-            }
-            None => return Sent::Broken,
-            _ => panic!("{cmd}: unexpected {r:?}"),
-        }
-    }
-    c.send_soft(&format!("{content}.\r\n")).await;
-    let r = c.reply().await;
-    match r.as_bytes().first() {
-        Some(b'2') => Sent::Queued(r.trim().rsplit(' ').next().unwrap().to_string()),
-        Some(b'4') => Sent::Tempfail { reply: r, after_data: true },
-        None => Sent::Broken,
-        _ => panic!("end of DATA: unexpected {r:?}"),
-    }
-}
+pub use super::cluster::send_message as send;
 
 /// One message on a session of its own.
 pub async fn send_fresh(addr: SocketAddr, content: &str) -> Sent {
