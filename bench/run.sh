@@ -33,6 +33,8 @@
 #                            run last; its own knobs are BENCH_Q_*)
 #   BENCH_SKIP_CLUSTER=1     skip the cluster benchmark (bench/cluster.sh,
 #                            run last; its own knobs are BENCH_C_*)
+#   BENCH_SKIP_WORKERS=1     skip the workers benchmark (bench/workers.sh,
+#                            run after the cluster's; its own knobs are BENCH_W_*)
 #   BENCH_PROBE_INTERVAL     seconds between latency probes             [0.1]
 #   BENCH_RUN_TIMEOUT        seconds allowed for one load run           [300]
 #   BENCH_QUIET_WAIT         before each run, wait up to this many seconds for
@@ -690,6 +692,12 @@ main() {
     log "cluster benchmark (bench/cluster.sh)"
     BENCH_QUICK=$QUICK BENCH_DIR="$BENCH_DIR/cluster" MXGATE_BIN="$MXGATE_BIN" BENCH_SESSIONS=$SESSIONS \
       BENCH_SKIP_INSTALL=1 bash "$HERE/cluster.sh" || { ((rc != 0)) || rc=2; }
+  fi
+  # The workers benchmark: remote stages and outside scanners, its own results file.
+  if [[ "${BENCH_SKIP_WORKERS:-0}" != 1 && -x "$MXGATE_BIN" ]]; then
+    log "workers benchmark (bench/workers.sh)"
+    BENCH_QUICK=$QUICK BENCH_DIR="$BENCH_DIR/workers" MXGATE_BIN="$MXGATE_BIN" BENCH_LOAD_BIN="$LOAD_BIN" \
+      BENCH_SESSIONS=$SESSIONS BENCH_SKIP_BUILD=1 bash "$HERE/workers.sh" || { ((rc != 0)) || rc=2; }
   fi
   if ((rc != 0)); then
     BENCH_KEEP=1
