@@ -352,8 +352,9 @@ pass "EICAR message: $reply; held with $symbols"
 
 step "a stream of mail, all workers up"
 mkdir -p "$TMP/send"
-# Twelve sessions at once: with clamd gone each waits for the clamav
-# stage's timeout (10 s) before its 451.
+# Twelve sessions at once: with clamd's container gone, its address drops
+# connections rather than refusing them, and each message waits for the
+# adapter's connect limit (2 s) before its 451.
 mail stream --port "$PS" --dir "$TMP/send" --run-id "$RUN_ID" --rate "$RATE" --threads 12 --drain "$TIMEOUT" \
     >"$TMP/sender.log" 2>&1 &
 SENDER_PID=$!

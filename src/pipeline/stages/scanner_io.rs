@@ -52,12 +52,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// Connects to the daemon; `what` names it in the error (`clamd`, `spamd`).
 pub async fn connect(addr: &Address, what: &str) -> Result<Box<dyn Conn>, StageError> {
-    let conn: Box<dyn Conn> = match addr {
-        Address::Tcp(a) => Box::new(TcpStream::connect(a.as_str()).await.map_err(|e| refused(what, addr, e))?),
-        Address::Unix(p) => Box::new(UnixStream::connect(p).await.map_err(|e| refused(what, addr, e))?),
+    // A scanner's host that vanished (a killed container) drops the SYN
+    // instead of refusing it; each message would then wait the whole stage
+    // timeout. A scanner next door answers a connect in milliseconds.
+    let connecting = async {
+        Ok::<Box<dyn Conn>, std::io::Error>(match addr {
+            Address::Tcp(a) => Box::new(TcpStream::connect(a.as_str()).await?),
+            Address::Unix(p) => Box::new(UnixStream::connect(p).await?),
+        })
     };
-    Ok(conn)
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(r) => r.map_err(|e| refused(what, addr, e)),
+        Err(_) => Err(StageError(format!("cannot connect to {what} at {addr}: no answer within {CONNECT_TIMEOUT:?}"))),
+    }
 }
+
+/// How long a connect to a scanner may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn refused(what: &str, addr: &Address, e: std::io::Error) -> StageError {
     StageError(format!("cannot connect to {what} at {addr}: {e}"))
