@@ -44,6 +44,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/docker"
+# shellcheck source=tests/docker/lib.sh
+. "$HERE/lib.sh"
 FILE="$ROOT/packaging/docker-compose.workers.yml"
 RATE=${WORKERS_RATE:-20}
 PHASE=${WORKERS_PHASE:-60}
@@ -66,7 +68,6 @@ END=$((T0 + BUDGET))
 say() { printf '[docker workers %3ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
 step() { CURRENT=$1; say "$1"; }
 pass() { PASSED=$((PASSED + 1)); say "ok: $*"; }
-now() { python3 -c 'import time; print("%.6f" % time.time())'; }
 mail() { python3 "$HERE/workers_mail.py" "$@"; }
 
 compose() {
@@ -112,22 +113,6 @@ fail() {
     exit 1
 }
 
-# wait_until DESCRIPTION COMMAND...: poll every 0.5 s, at most TIMEOUT
-# seconds and never past the run's budget.
-wait_until() {
-    local what=$1 deadline=$(($(date +%s) + TIMEOUT))
-    shift
-    [ "$deadline" -le "$END" ] || deadline=$END
-    until "$@" >/dev/null 2>&1; do
-        [ "$(date +%s)" -lt "$deadline" ] || fail "gave up waiting for $what"
-        sleep 0.5
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 container() { compose ps -q "$1"; }
 stopped() { [ "$(docker container inspect -f '{{.State.Running}}' "$1")" = false ]; }
 
@@ -140,28 +125,6 @@ kill_services() {
         docker kill "$c" >/dev/null || fail "docker kill $s failed"
         wait_until "$s to stop" stopped "$c"
     done
-}
-
-# free_subnet: a 10.x.y prefix whose /24 overlaps no Docker network and no
-# route of the host.
-free_subnet() {
-    {
-        docker network ls -q | xargs docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}'
-        ip -4 route 2>/dev/null | awk '$1 != "default" { print $1 }'
-    } | python3 -c '
-import ipaddress, random, sys
-used = []
-for word in sys.stdin.read().split():
-    try:
-        used.append(ipaddress.ip_network(word, strict=False))
-    except ValueError:
-        pass
-for _ in range(200):
-    net = ipaddress.ip_network("10.%d.%d.0/24" % (random.randint(100, 250), random.randint(0, 255)))
-    if not any(net.overlaps(u) for u in used if u.version == 4):
-        print(str(net.network_address).rsplit(".", 1)[0])
-        sys.exit(0)
-sys.exit(1)'
 }
 
 # write_override PREFIX: fixed addresses for the workers and clamd, the
@@ -200,12 +163,6 @@ services:
     healthcheck: {disable: true}
 EOF
 }
-
-# progress KEY: a counter of the running sender.
-progress() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or 0)' "$TMP/send/progress.json" "$1"; }
-acked_at_least() { [ "$(progress acked)" -ge "$1" ]; }
-tempfail_at_least() { [ "$(progress tempfail)" -ge "$1" ]; }
-sender_alive() { kill -0 "$SENDER_PID" 2>/dev/null || fail "the sender ended early: $(cat "$TMP/sender.log")"; }
 
 # more_acks WHAT: the sender must get PHASE more 250s from here on.
 more_acks() {
@@ -247,16 +204,6 @@ worker_served() {
 import json, sys
 ws = [w for w in json.load(sys.stdin) if w["addr"] == sys.argv[1]]
 sys.exit(0 if ws and all(w["up"] for w in ws) and sum(w["served"] for w in ws) >= int(sys.argv[2]) else 1)' "$1" "$2"
-}
-
-greets() {
-    python3 - "$PS" <<'EOF'
-import socket, sys
-with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
-    line = s.makefile("rb").readline().decode()
-    s.sendall(b"QUIT\r\n")
-sys.exit(0 if line.startswith("220 ") else 1)
-EOF
 }
 
 # sink_tokens: every workers-token at the sink, one per line.
@@ -327,7 +274,7 @@ say "network ${PROJECT}_scan: $PREFIX.0/24; SMTP 127.0.0.1:$PS, admin 127.0.0.1:
 step "gateway and clamd ready"
 wait_until "clamd's HEALTHCHECK (PING)" healthy clamd
 wait_until "the gateway's admin /healthz" compose exec -T gateway mxgate-healthcheck
-wait_until "a 220 greeting on 127.0.0.1:$PS" greets
+wait_until "a 220 greeting on 127.0.0.1:$PS" greets "$PS"
 pass "gateway up, clamd answers PING"
 
 step "a clean message reaches the sink"
@@ -397,7 +344,6 @@ more_acks "clamd back"
 
 step "stop sending; every owed message retried until acknowledged"
 touch "$TMP/send/stop"
-sender_done() { ! kill -0 "$SENDER_PID"; }
 TIMEOUT=$((TIMEOUT + 15)) wait_until "the sender to finish" sender_done
 wait "$SENDER_PID" || fail "the sender did not get every message acknowledged: $(cat "$TMP/sender.log")"
 SENDER_PID=""
