@@ -9,7 +9,9 @@
 //!                          ├─ Received header (inbound::received)
 //!                          ├─ pipeline::Pipeline  (verdict before the 250; no backscatter)
 //!                          │    parse once (pipeline::message) -> stages concurrently (pipeline::stages:
-//!                          │    auth, dnsbl, uribl, attachment, phishing, heuristics) -> pipeline::policy
+//!                          │    auth, dnsbl, uribl, attachment, phishing, heuristics; adapters clamav,
+//!                          │    rspamd, spamassassin; pipeline::remote for stages on `mxgate worker`s)
+//!                          │    -> pipeline::policy
 //!                          │    -> reject/tempfail in the session, or pipeline::headers then hold/queue
 //!                          └─ store::Store::enqueue  (fsynced, group commit)  --> 250 queued as ID
 //! queue::Queue (scheduler) --due--> queue::deliver --> queue::pool/client --SMTP--> downstream
@@ -30,7 +32,10 @@
 //! - [`pipeline`]: scanning stages, the policy that turns their symbols into an action, verdict headers.
 //! - [`store`]: the storage trait, the embedded backend and its conformance suite.
 //! - [`cluster`]: storage nodes, the replication core and the cluster backend.
-//! - [`queue`]: scheduling, delivery, routing, recipient verification, DSNs.
+//! - [`queue`]: scheduling, delivery, routing, recipient verification, DSNs,
+//!   and the after-queue stages (`queue::after`) before the first attempt.
+//! - [`worker`]: `mxgate worker`, serving stages to gateways (protocol v1,
+//!   `docs/worker-protocol.md`).
 //! - [`admin`]: the admin HTTP API; [`cli`]: the command line that talks to it.
 //! - [`server`]: starts and stops everything.
 
