@@ -8,7 +8,7 @@ mod worker;
 
 pub use cluster::{Cluster, Node, NodeConfig};
 pub use load::{ConfigError, load, load_node, load_worker};
-pub use worker::{SERVABLE, Worker, WorkerConfig};
+pub use worker::{Worker, WorkerConfig};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! has, which configure the stages the worker serves.
 
 use super::{Dns, Log};
+use crate::pipeline::stages::STAGES;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,9 +69,6 @@ fn hostname() -> String {
     "localhost".into()
 }
 
-/// The stage names a worker can serve.
-pub const SERVABLE: &[&str] = &["auth", "dnsbl", "uribl", "attachment", "phishing", "heuristics"];
-
 pub fn validate_worker(c: &WorkerConfig) -> Result<(), (&'static str, String)> {
     let w = &c.worker;
     if let Some(s) = &w.secret
@@ -96,8 +94,8 @@ pub fn validate_worker(c: &WorkerConfig) -> Result<(), (&'static str, String)> {
         return Err(("worker.max_in_flight", "must be at least 1".into()));
     }
     for s in w.stages.iter().flatten() {
-        if !SERVABLE.contains(&s.as_str()) {
-            return Err(("worker.stages", format!("unknown stage `{s}`; a worker serves: {}", SERVABLE.join(", "))));
+        if !STAGES.contains(&s.as_str()) {
+            return Err(("worker.stages", format!("unknown stage `{s}`; a worker serves: {}", STAGES.join(", "))));
         }
     }
     c.scan.validate()

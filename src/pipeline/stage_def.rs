@@ -133,7 +133,7 @@ impl StageDef {
 /// the stage.
 pub fn validate(defs: &[StageDef], scan: &super::ScanConfig) -> Result<(), (&'static str, String)> {
     const KEY: &str = "pipeline.stage";
-    let builtin = ["auth", "dnsbl", "uribl", "attachment", "phishing", "heuristics"];
+    let builtin = super::stages::STAGES;
     for (i, d) in defs.iter().enumerate() {
         let err = |m: String| Err((KEY, format!("`{}`: {m}", d.name)));
         if defs[..i].iter().any(|o| o.name == d.name) {
@@ -153,7 +153,7 @@ pub fn validate(defs: &[StageDef], scan: &super::ScanConfig) -> Result<(), (&'st
             return err("an adapter runs on the gateway and calls its scanner itself: drop `remote`".into());
         }
         if !is_builtin && !d.is_adapter() && !d.is_remote() {
-            let all = [&builtin[..], ADAPTERS].concat().join(", ");
+            let all = [builtin, ADAPTERS].concat().join(", ");
             return err(format!("unknown stage; known: {all}; any other name needs `remote` workers"));
         }
         if d.is_remote() {

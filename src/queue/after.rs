@@ -9,8 +9,9 @@ use crate::quarantine::record::{self, Arrival};
 use crate::store::{AfterScan, QueueEntry, StoreError};
 
 pub enum Next {
-    /// Deliver now; `entry.verdict` is the final decision.
-    Deliver,
+    /// Deliver now (the message, as just read); `entry.verdict` is the
+    /// final decision.
+    Deliver(Vec<u8>),
     /// Moved to the quarantine.
     Held,
     /// A stage could not finish (`on_error = "tempfail"`): try again later.
@@ -36,7 +37,7 @@ pub async fn scan(ctx: &Ctx, pipeline: &Pipeline, entry: &mut QueueEntry) -> Nex
         Action::Deliver | Action::Tag => {
             entry.verdict = Some(d);
             entry.after_scan = AfterScan::Done;
-            Next::Deliver
+            Next::Deliver(body)
         }
         Action::Quarantine | Action::Reject => {
             if d.action == Action::Reject {

@@ -8,8 +8,13 @@ use crate::store::{AfterScan, QueueEntry, RcptStatus, StoreError};
 use std::collections::HashMap;
 
 /// Runs the attempt and records each recipient's outcome in `entry`.
-pub async fn attempt(ctx: &Ctx, entry: &mut QueueEntry) {
-    let body = match ctx.store.body(&entry.id).await {
+/// `body` is the message when the caller has just read it.
+pub async fn attempt(ctx: &Ctx, entry: &mut QueueEntry, body: Option<Vec<u8>>) {
+    let read = match body {
+        Some(b) => Ok(b),
+        None => ctx.store.body(&entry.id).await,
+    };
+    let body = match read {
         Ok(b) => b,
         Err(e) => {
             // A body that fails its checksum will not heal: fail it now

@@ -229,11 +229,13 @@ impl Queue {
             }
         }
         entry.attempts += 1;
+        let mut body = None;
         if entry.after_scan == AfterScan::Pending
             && let Some(p) = self.inner.pipeline.get()
         {
             match after::scan(ctx, p, &mut entry).await {
-                after::Next::Deliver => {}
+                // Read once for the scan, sent as it is.
+                after::Next::Deliver(b) => body = Some(b),
                 after::Next::Held => return,
                 after::Next::Later(why) => {
                     tracing::warn!(queue_id = %id, reason = %why, "after-queue scan failed; will retry");
@@ -242,7 +244,7 @@ impl Queue {
                 }
             }
         }
-        deliver::attempt(ctx, &mut entry).await;
+        deliver::attempt(ctx, &mut entry, body).await;
         self.finished(id, entry).await
     }
 

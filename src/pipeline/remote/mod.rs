@@ -269,7 +269,7 @@ impl Stage for RemoteStage {
 }
 
 fn static_name(name: &str) -> &'static str {
-    match super::stages::ALL.iter().chain(["auth"].iter()).find(|n| **n == name) {
+    match super::stages::STAGES.iter().find(|n| **n == name) {
         Some(n) => n,
         None => Box::leak(name.to_string().into_boxed_str()),
     }

@@ -31,6 +31,10 @@ use std::sync::Arc;
 /// Every built-in stage name, in the order they are listed by default.
 pub const ALL: &[&str] = &["spf", "dkim", "dmarc", "arc", "dnsbl", "uribl", "attachment", "phishing", "heuristics"];
 
+/// The built-in stages as they run, the four auth methods as one: the
+/// names `[[pipeline.stage]]` and `[worker] stages` take.
+pub const STAGES: &[&str] = &["auth", "dnsbl", "uribl", "attachment", "phishing", "heuristics"];
+
 /// What the built-in stages need besides their own settings.
 pub struct Env<'a> {
     pub scan: &'a ScanConfig,
