@@ -65,17 +65,6 @@ compose() {
         docker-compose -p "$PROJECT" -f "$FILE" -f "$TMP/hosts.yml" "$@"
 }
 
-cleanup() {
-    local rc=$?
-    set +e
-    [ -n "$SENDER_PID" ] && kill "$SENDER_PID" 2>/dev/null && wait "$SENDER_PID" 2>/dev/null
-    if [ "$UP" = 1 ]; then
-        [ -n "$LOGS" ] && mkdir -p "$LOGS" && compose logs --no-color -t >"$LOGS/$PROJECT.log" 2>&1
-        compose down -v --remove-orphans >/dev/null 2>&1
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -1,6 +1,6 @@
 # Shell helpers shared by the container tests (cluster.sh, workers.sh),
-# sourced after they set TIMEOUT, END, TMP and, while mail is sent,
-# SENDER_PID; `fail` is each script's own.
+# sourced before they set TIMEOUT, END, TMP, UP, LOGS, PROJECT and, while
+# mail is sent, SENDER_PID; `fail` and `compose` are each script's own.
 
 # wait_until DESCRIPTION COMMAND...: poll every 0.5 s, at most TIMEOUT
 # seconds and never past the run's budget.
@@ -61,4 +61,18 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
     s.sendall(b"QUIT\r\n")
 sys.exit(0 if line.startswith("220 ") else 1)
 EOF
+}
+
+# cleanup: on exit, stop the sender, keep the containers' logs when LOGS is
+# set, take the project down and remove the scratch directory.
+cleanup() {
+    local rc=$?
+    set +e
+    [ -n "$SENDER_PID" ] && kill "$SENDER_PID" 2>/dev/null && wait "$SENDER_PID" 2>/dev/null
+    if [ "$UP" = 1 ]; then
+        [ -n "$LOGS" ] && mkdir -p "$LOGS" && compose logs --no-color -t >"$LOGS/$PROJECT.log" 2>&1
+        compose down -v --remove-orphans >/dev/null 2>&1
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
 }
